@@ -1,0 +1,91 @@
+"""CPU platform: `_C_cpu` kernels (AVX2 baseline, AVX-512 where present), gloo, RAM-backed KV."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import torch
+
+from vllm import envs
+from vllm.platforms.interface import Platform
+
+if TYPE_CHECKING:
+    from vllm.config import VllmConfig
+
+_GIB = 1 << 30
+
+
+def cpu_flags() -> set[str]:
+    """Feature flags of this CPU as the kernel reports them (e.g. {'avx2', 'avx512f'})."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_isa() -> str:
+    """Best vector ISA the running CPU has that our kernels use: avx512_bf16|avx512|avx2|scalar."""
+    flags = cpu_flags()
+    if {"avx512f", "avx512bw", "avx512vl", "avx512_bf16"} <= flags:
+        return "avx512_bf16"
+    if {"avx512f", "avx512bw", "avx512vl"} <= flags:
+        return "avx512"
+    if {"avx2", "fma"} <= flags:
+        return "avx2"
+    return "scalar"
+
+
+class CpuPlatform(Platform):
+    name = "cpu"
+    device_type = "cpu"
+    dispatch_key = "CPU"
+    extensions = ("_C_cpu",)
+    op_method_order = ("cpu", "native")
+    supported_dtypes = (torch.float32, torch.bfloat16, torch.float16)
+    default_attention_backend = "cpu"
+    dist_backend = "gloo"
+
+    def memory_info(self) -> tuple[int, int]:
+        total = free = 0
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, value = line.split(":", 1)
+                if key == "MemTotal":
+                    total = int(value.split()[0]) * 1024
+                elif key == "MemAvailable":
+                    free = int(value.split()[0]) * 1024
+        return free, total
+
+    def device_name(self) -> str:
+        return f"cpu ({os.cpu_count()} cores, {cpu_isa()})"
+
+    def default_dtype(self, config_dtype: torch.dtype) -> torch.dtype:
+        # Without native bf16 dot products (AVX2, or AVX-512 without the bf16 extension),
+        # reduced precision is emulated and several times slower than fp32.
+        if cpu_isa() == "avx512_bf16" and config_dtype == torch.bfloat16:
+            return torch.bfloat16
+        return torch.float32
+
+    def kv_cache_bytes(self) -> int:
+        """RAM given to the KV cache: VLLM_CPU_KVCACHE_SPACE GiB, else a quarter of free RAM."""
+        space = envs.VLLM_CPU_KVCACHE_SPACE
+        if space is not None:
+            if space <= 0:
+                raise ValueError(f"VLLM_CPU_KVCACHE_SPACE={space} must be > 0 (GiB)")
+            return int(space * _GIB)
+        free, _ = self.memory_info()
+        return max(free // 4, _GIB // 4)
+
+    def check_and_update_config(self, config: VllmConfig) -> VllmConfig:
+        from vllm.platforms.cpu_threads import bind_threads
+
+        bind_threads(envs.VLLM_CPU_OMP_THREADS_BIND, envs.VLLM_CPU_NUM_THREADS)
+        return config
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": torch.__version__, "cpu_isa": cpu_isa()}

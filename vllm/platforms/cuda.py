@@ -1,0 +1,54 @@
+"""NVIDIA CUDA platform: `_C` kernels, NCCL, CUDA graphs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from vllm.platforms.interface import Platform
+
+if TYPE_CHECKING:
+    from vllm.config import VllmConfig
+
+
+class CudaPlatform(Platform):
+    name = "cuda"
+    device_type = "cuda"
+    dispatch_key = "CUDA"
+    extensions = ("_C",)
+    op_method_order = ("cuda", "native")
+    supported_dtypes = (torch.bfloat16, torch.float16, torch.float32)
+    default_attention_backend = "cuda"
+    dist_backend = "nccl"
+
+    def device(self, local_rank: int = 0) -> torch.device:
+        return torch.device("cuda", local_rank)
+
+    def set_device(self, device: torch.device) -> None:
+        torch.cuda.set_device(device)
+
+    def synchronize(self) -> None:
+        torch.cuda.synchronize()
+
+    def memory_info(self) -> tuple[int, int]:
+        return torch.cuda.mem_get_info()
+
+    def device_name(self) -> str:
+        return torch.cuda.get_device_name()
+
+    def default_dtype(self, config_dtype: torch.dtype) -> torch.dtype:
+        return torch.float16 if config_dtype == torch.float32 else config_dtype
+
+    def supports_graphs(self) -> bool:
+        return True
+
+    def check_and_update_config(self, config: VllmConfig) -> VllmConfig:
+        return config
+
+    def versions(self) -> dict[str, str]:
+        out = {"torch": torch.__version__, "cuda": str(torch.version.cuda)}
+        if torch.cuda.is_available():
+            major, minor = torch.cuda.get_device_capability()
+            out["compute_capability"] = f"{major}.{minor}"
+        return out

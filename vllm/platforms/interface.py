@@ -1,0 +1,111 @@
+"""The Platform interface: the one place that knows the hardware.
+
+A platform is declarative: its name, torch device type, which compiled extensions it loads,
+the CustomOp method order it prefers, its dtypes, attention backend, distributed backend, a
+memory query and one config hook. Model and engine code ask it for capabilities; they never
+test which hardware they run on.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cached_property
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+
+if TYPE_CHECKING:
+    from vllm.config import VllmConfig
+
+
+class Platform:
+    """Base class. Subclasses override the class attributes and a few methods."""
+
+    name: ClassVar[str] = "base"
+    device_type: ClassVar[str] = "cpu"
+    dispatch_key: ClassVar[str] = "CPU"
+    # Compiled extension modules (under the `vllm` package) this platform loads.
+    extensions: ClassVar[tuple[str, ...]] = ()
+    # CustomOp methods in order of preference, without the "forward_" prefix.
+    op_method_order: ClassVar[tuple[str, ...]] = ("native",)
+    supported_dtypes: ClassVar[tuple[torch.dtype, ...]] = (torch.float32,)
+    default_attention_backend: ClassVar[str] = "native"
+    dist_backend: ClassVar[str] = "gloo"
+    # Why this platform was chosen (filled by detection, shown by `vllm collect-env`).
+    selection_reason: str = ""
+
+    # ---- extensions -------------------------------------------------------------------
+    @cached_property
+    def loaded_extensions(self) -> dict[str, str | None]:
+        """Extension name -> None if loaded, else the import error text."""
+        from vllm import _custom_ops
+
+        status: dict[str, str | None] = {}
+        for ext in self.extensions:
+            if _custom_ops.loaded(ext):
+                status[ext] = None
+                continue
+            try:  # not loadable: find out why, for collect-env and dispatch reasons
+                importlib.import_module(f"vllm.{ext}")
+                status[ext] = None
+            except ImportError as e:  # not built, or built for another target
+                status[ext] = str(e)
+        return status
+
+    def has_extension(self, ext: str) -> bool:
+        return self.loaded_extensions.get(ext, "not an extension of this platform") is None
+
+    def kernel_namespace(self, method: str) -> str | None:
+        """torch.ops namespace whose kernels `forward_<method>` calls (None: no extension)."""
+        return {"cuda": "_C", "hip": "_C", "cpu": "_C_cpu"}.get(method)
+
+    def method_available(self, method: str) -> tuple[bool, str]:
+        """Whether `forward_<method>` can run here, and why (or why not)."""
+        if method == "native":
+            return True, "reference PyTorch implementation"
+        ns = self.kernel_namespace(method)
+        if ns is None:
+            return False, f"no kernels for forward_{method} on {self.name}"
+        if not self.has_extension(ns):
+            return False, f"vllm.{ns} not loaded: {self.loaded_extensions.get(ns)}"
+        return True, f"vllm.{ns} loaded"
+
+    # ---- device -----------------------------------------------------------------------
+    def device(self, local_rank: int = 0) -> torch.device:
+        return torch.device(self.device_type)
+
+    def set_device(self, device: torch.device) -> None:
+        """Make `device` current for this process (no-op where devices are not indexed)."""
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (no-op on CPU)."""
+
+    def memory_info(self) -> tuple[int, int]:
+        """(free bytes, total bytes) of the memory the KV cache is carved from."""
+        raise NotImplementedError
+
+    def device_name(self) -> str:
+        return self.name
+
+    def default_dtype(self, config_dtype: torch.dtype) -> torch.dtype:
+        """The dtype `--dtype auto` resolves to, given the checkpoint's torch_dtype."""
+        return config_dtype if config_dtype in self.supported_dtypes else torch.float32
+
+    def supports_graphs(self) -> bool:
+        """Whether decode steps can be captured as device graphs (CUDA graphs)."""
+        return False
+
+    def check_and_update_config(self, config: VllmConfig) -> VllmConfig:
+        """Return the config with this platform's defaults filled in."""
+        return config
+
+    def versions(self) -> dict[str, str]:
+        """Runtime versions worth reporting (torch, CUDA, ROCm, ...)."""
+        return {"torch": torch.__version__}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class UnspecifiedPlatform(Platform):
+    name = "unspecified"
