@@ -7,8 +7,9 @@ monkeypatch ``os.environ``. Unknown values for enumerated variables fail with th
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 TARGET_DEVICES = ("auto", "cuda", "rocm", "cpu", "xpu", "empty")
 PLATFORMS = ("cpu", "cuda", "rocm", "xpu")

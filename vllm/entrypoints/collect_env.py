@@ -37,7 +37,8 @@ def collect() -> dict[str, Any]:
         "extensions": {k: ("loaded" if v is None else f"not loaded: {v}")
                        for k, v in current_platform.loaded_extensions.items()},
         "versions": {"python": sys.version.split()[0], **current_platform.versions(),
-                     "cuda_runtime": str(torch.version.cuda), "rocm": str(getattr(torch.version, "hip", None))},
+                     "cuda_runtime": str(torch.version.cuda),
+                     "rocm": str(getattr(torch.version, "hip", None))},
         "os": py_platform.platform(),
         "cpu_isa": cpu_isa(),
         "cpu_kernel_isa": ext_isa,
@@ -60,7 +61,10 @@ def collect() -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def collect_env(as_json: bool) -> None:
     """Print the platform, build, extensions, versions and the op dispatch table."""
-    info = collect()
+    try:
+        info = collect()
+    except (ValueError, RuntimeError) as e:  # bad VLLM_* value, ambiguous platform: no traceback
+        raise click.ClickException(str(e)) from e
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return

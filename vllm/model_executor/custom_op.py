@@ -12,8 +12,9 @@ Out-of-tree code registers an implementation for (op, platform method) with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch.nn as nn
 

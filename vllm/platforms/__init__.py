@@ -9,8 +9,9 @@ build has no kernels for are skipped. Two matches is an error naming both.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -105,7 +106,10 @@ def resolve_platform() -> Platform:
         raise RuntimeError(f"several platform plugins match this machine: {names}; uninstall one")
     if plugins:
         name, spec = plugins[0]
-        platform = _instantiate(spec)
+        try:
+            platform = _instantiate(spec)
+        except (TypeError, ImportError, AttributeError) as e:
+            raise type(e)(f"platform plugin {name!r} ({PLUGIN_GROUP}): {e}") from e
         platform.selection_reason = f"platform plugin {name!r} ({PLUGIN_GROUP})"
         return platform
 

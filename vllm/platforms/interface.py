@@ -64,7 +64,7 @@ class Platform:
         if method == "native":
             return True, "reference PyTorch implementation"
         ns = self.kernel_namespace(method)
-        if ns is None:
+        if ns is None or ns not in self.extensions:
             return False, f"no kernels for forward_{method} on {self.name}"
         if not self.has_extension(ns):
             return False, f"vllm.{ns} not loaded: {self.loaded_extensions.get(ns)}"

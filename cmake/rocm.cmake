@@ -1,0 +1,25 @@
+# ROCm target: vllm._C from the CUDA sources compiled as HIP (csrc/common/portability.cuh maps
+# the CUDA names; no hipify step), plus vllm._rocm_C from csrc/rocm/.
+set(VLLM_ROCM_ARCHS "gfx90a;gfx942" CACHE STRING "AMD GPU targets")
+set(CMAKE_HIP_ARCHITECTURES ${VLLM_ROCM_ARCHS})
+set(CMAKE_HIP_STANDARD 17)
+enable_language(HIP)
+
+file(GLOB VLLM_C_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/../csrc/cuda/*.cu)
+file(GLOB VLLM_ROCM_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/../csrc/rocm/*.cu)
+set_source_files_properties(${VLLM_C_SOURCES} ${VLLM_ROCM_SOURCES} PROPERTIES LANGUAGE HIP)
+
+set(VLLM_HIP_FLAGS -DUSE_ROCM -D__HIP_PLATFORM_AMD__=1
+  $<$<COMPILE_LANGUAGE:HIP>:-U__HIP_NO_HALF_CONVERSIONS__>
+  $<$<COMPILE_LANGUAGE:HIP>:-U__HIP_NO_HALF_OPERATORS__>
+  $<$<COMPILE_LANGUAGE:HIP>:-fno-gpu-rdc>)
+
+vllm_extension(NAME _C
+  SOURCES ${VLLM_C_SOURCES} ${CMAKE_CURRENT_LIST_DIR}/../csrc/cuda/torch_bindings.cpp
+  COMPILE_OPTIONS ${VLLM_HIP_FLAGS}
+  LIBRARIES c10_hip)
+vllm_extension(NAME _rocm_C
+  SOURCES ${VLLM_ROCM_SOURCES} ${CMAKE_CURRENT_LIST_DIR}/../csrc/rocm/module.cpp
+  COMPILE_OPTIONS ${VLLM_HIP_FLAGS}
+  LIBRARIES c10_hip)
+message(STATUS "vllm: building _C and _rocm_C for ROCm archs ${VLLM_ROCM_ARCHS}")

@@ -1,0 +1,67 @@
+// Paged attention (framework-free): causal varlen attention of new query tokens over a paged KV
+// cache [num_blocks, block_size, Hk, D] (K and V separate). Grid: (query token, kv head x q-head
+// chunk, context partition). A block scores one partition for CG query heads sharing one kv head
+// (GQA: K/V are read once for the chunk), then either writes the output (one partition) or a
+// partial result that attn_reduce_kernel merges (split-K over long contexts).
+#pragma once
+
+#include <float.h>
+
+#include "common/portability.cuh"
+
+namespace vllm {
+
+constexpr int kAttnThreads = 128;
+constexpr int kAttnMaxPart = 512;  // max context tokens per block
+constexpr int kAttnUnroll = 4;     // tokens in flight per lane group
+
+struct AttnParams {
+  void* out;
+  int64_t out_tok_stride, out_head_stride;
+  const void* q;
+  int64_t q_tok_stride, q_head_stride;
+  const void* k_cache;
+  const void* v_cache;
+  int64_t kc_block_stride, vc_block_stride;
+  const int* block_tables;
+  int64_t bt_stride;
+  const int* seq_lens;
+  const int* query_start_loc;
+  int num_seqs, num_kv_heads, num_q_heads, block_size, part_size, num_splits;
+  float scale;
+  float* tmp_out;  // [T, Hq, splits, D]  (splits > 1)
+  float* tmp_ml;   // [T, Hq, splits, 2]  running max, sum of exp
+};
+
+// Layout of one head of D elements of T as 16-byte vectors spread over LT lanes.
+template <typename T, int D>
+struct HeadLayout {
+  static constexpr int ELEMS = 16 / sizeof(T);
+  static constexpr int VECS = D / ELEMS;
+  static constexpr int LT = VECS <= 4 ? 4 : VECS <= 8 ? 8 : VECS <= 16 ? 16 : 32;
+  static constexpr int VPL = (VECS + LT - 1) / LT;  // vectors per lane
+  static constexpr int TPW = VLLM_WARP_SIZE / LT;   // tokens per warp step
+  static constexpr int NWARPS = kAttnThreads / VLLM_WARP_SIZE;
+  static_assert(D % ELEMS == 0, "head size must be a multiple of 16 bytes");
+};
+
+// Sequence owning query token t: the last s with query_start_loc[s] <= t.
+VLLM_D int find_seq(const int* qsl, int num_seqs, int t) {
+  int lo = 0, hi = num_seqs - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (qsl[mid] <= t) lo = mid; else hi = mid - 1;
+  }
+  return lo;
+}
+
+template <typename T>
+VLLM_D const T* kv_row(const T* cache, int64_t block_stride, const int* bt, int tok, int bs, int hk,
+                       int head, int D) {
+  const int phys = bt[tok / bs];
+  return cache + phys * block_stride + (static_cast<int64_t>(tok % bs) * hk + head) * D;
+}
+
+#include "cuda/attention_body.cuh"
+
+}  // namespace vllm

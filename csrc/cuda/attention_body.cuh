@@ -1,0 +1,222 @@
+// Kernel bodies for attention.cuh (included there, inside namespace vllm).
+#pragma once
+
+// Phase 1: logits[g][i] = q_g . k_{start+i} for the partition (q pre-scaled in smem).
+template <typename T, int D, int CG>
+VLLM_D void attn_scores(const AttnParams& p, const int* bt, int kvh, int start, int n,
+                        const float (*qs)[D], float (*logits)[kAttnMaxPart]) {
+  using L = HeadLayout<T, D>;
+  using V = Vec<T, L::ELEMS>;
+  const int lane = threadIdx.x % VLLM_WARP_SIZE;
+  const int warp = threadIdx.x / VLLM_WARP_SIZE;
+  const int sub = lane / L::LT, l = lane % L::LT;
+  const T* kc = static_cast<const T*>(p.k_cache);
+  constexpr int STEP = L::TPW * kAttnUnroll;
+  for (int base = warp * STEP; base < n; base += L::NWARPS * STEP) {  // warp-uniform loop
+    V kv[kAttnUnroll][L::VPL];
+#pragma unroll
+    for (int u = 0; u < kAttnUnroll; ++u) {
+      const int i = base + u * L::TPW + sub;
+      if (i < n) {
+        const V* row = reinterpret_cast<const V*>(
+            kv_row(kc, p.kc_block_stride, bt, start + i, p.block_size, p.num_kv_heads, kvh, D));
+#pragma unroll
+        for (int v = 0; v < L::VPL; ++v) {
+          if (l + v * L::LT < L::VECS) kv[u][v] = row[l + v * L::LT];
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kAttnUnroll; ++u) {
+      const int i = base + u * L::TPW + sub;
+      float dot[CG];
+#pragma unroll
+      for (int g = 0; g < CG; ++g) dot[g] = 0.f;
+      if (i < n) {
+#pragma unroll
+        for (int v = 0; v < L::VPL; ++v) {
+          const int vi = l + v * L::LT;
+          if (vi < L::VECS) {
+#pragma unroll
+            for (int e = 0; e < L::ELEMS; ++e) {
+              const float kf = to_float(kv[u][v].v[e]);
+#pragma unroll
+              for (int g = 0; g < CG; ++g) dot[g] += kf * qs[g][vi * L::ELEMS + e];
+            }
+          }
+        }
+      }
+#pragma unroll
+      for (int g = 0; g < CG; ++g) {
+        const float s = warp_sum<L::LT>(dot[g]);
+        if (l == 0 && i < n) logits[g][i] = s;
+      }
+    }
+  }
+}
+
+// Phase 2: per head, max and sum of exp over the partition; logits become probabilities.
+template <int CG>
+VLLM_D void attn_softmax(int n, float (*logits)[kAttnMaxPart], float* m_out, float* l_out) {
+  const int lane = threadIdx.x % VLLM_WARP_SIZE;
+  const int warp = threadIdx.x / VLLM_WARP_SIZE;
+  constexpr int NW = kAttnThreads / VLLM_WARP_SIZE;
+  for (int g = warp; g < CG; g += NW) {
+    float m = -FLT_MAX;
+    for (int i = lane; i < n; i += VLLM_WARP_SIZE) m = fmaxf(m, logits[g][i]);
+    m = warp_max(m);
+    float s = 0.f;
+    for (int i = lane; i < n; i += VLLM_WARP_SIZE) {
+      const float e = __expf(logits[g][i] - m);
+      logits[g][i] = e;
+      s += e;
+    }
+    s = warp_sum(s);
+    if (lane == 0) {
+      m_out[g] = m;
+      l_out[g] = s;
+    }
+  }
+}
+
+// Phase 3: acc[g] += p[g][i] * v_i over the partition, summed into smem `oacc` [CG][D].
+template <typename T, int D, int CG>
+VLLM_D void attn_values(const AttnParams& p, const int* bt, int kvh, int start, int n,
+                        const float (*probs)[kAttnMaxPart], float (*oacc)[D]) {
+  using L = HeadLayout<T, D>;
+  using V = Vec<T, L::ELEMS>;
+  const int lane = threadIdx.x % VLLM_WARP_SIZE;
+  const int warp = threadIdx.x / VLLM_WARP_SIZE;
+  const int sub = lane / L::LT, l = lane % L::LT;
+  const T* vc = static_cast<const T*>(p.v_cache);
+  float acc[CG][L::VPL][L::ELEMS];
+#pragma unroll
+  for (int g = 0; g < CG; ++g)
+#pragma unroll
+    for (int v = 0; v < L::VPL; ++v)
+#pragma unroll
+      for (int e = 0; e < L::ELEMS; ++e) acc[g][v][e] = 0.f;
+  constexpr int STEP = L::TPW * kAttnUnroll;
+  for (int base = warp * STEP; base < n; base += L::NWARPS * STEP) {
+    V vv[kAttnUnroll][L::VPL];
+#pragma unroll
+    for (int u = 0; u < kAttnUnroll; ++u) {
+      const int i = base + u * L::TPW + sub;
+      if (i < n) {
+        const V* row = reinterpret_cast<const V*>(
+            kv_row(vc, p.vc_block_stride, bt, start + i, p.block_size, p.num_kv_heads, kvh, D));
+#pragma unroll
+        for (int v = 0; v < L::VPL; ++v) {
+          if (l + v * L::LT < L::VECS) vv[u][v] = row[l + v * L::LT];
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kAttnUnroll; ++u) {
+      const int i = base + u * L::TPW + sub;
+      if (i >= n) continue;
+#pragma unroll
+      for (int v = 0; v < L::VPL; ++v) {
+        if (l + v * L::LT >= L::VECS) continue;
+#pragma unroll
+        for (int e = 0; e < L::ELEMS; ++e) {
+          const float vf = to_float(vv[u][v].v[e]);
+#pragma unroll
+          for (int g = 0; g < CG; ++g) acc[g][v][e] += probs[g][i] * vf;
+        }
+      }
+    }
+  }
+  // Sum the TPW lane groups of the warp, then one atomic per value per warp.
+#pragma unroll
+  for (int g = 0; g < CG; ++g)
+#pragma unroll
+    for (int v = 0; v < L::VPL; ++v)
+#pragma unroll
+      for (int e = 0; e < L::ELEMS; ++e) {
+        float a = acc[g][v][e];
+#pragma unroll
+        for (int m = L::LT; m < VLLM_WARP_SIZE; m <<= 1) a += VLLM_SHFL_XOR(a, m);
+        const int vi = l + v * L::LT;
+        if (sub == 0 && vi < L::VECS) atomicAdd(&oacc[g][vi * L::ELEMS + e], a);
+      }
+}
+
+template <typename T, int D, int CG>
+__global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(AttnParams p) {
+  __shared__ float qs[CG][D];
+  __shared__ float logits[CG][kAttnMaxPart];
+  __shared__ float oacc[CG][D];
+  __shared__ float ms[CG], ls[CG];
+  const int t = blockIdx.x;
+  const int chunks = p.num_q_heads / p.num_kv_heads / CG;
+  const int kvh = blockIdx.y / chunks;
+  const int hq0 = kvh * (p.num_q_heads / p.num_kv_heads) + (blockIdx.y % chunks) * CG;
+  const int split = blockIdx.z;
+  if (t >= p.query_start_loc[p.num_seqs]) return;  // padding rows of out stay untouched
+  const int s = find_seq(p.query_start_loc, p.num_seqs, t);
+  const int q_len = p.query_start_loc[s + 1] - p.query_start_loc[s];
+  // KV tokens this query sees (clamped: padding tokens past the batch see the whole sequence).
+  const int ctx = min(p.seq_lens[s], p.seq_lens[s] - q_len + (t - p.query_start_loc[s]) + 1);
+  const int start = split * p.part_size;
+  const int n = max(0, min(ctx, start + p.part_size) - start);
+  if (n == 0 && p.num_splits > 1) {  // nothing visible in this partition
+    for (int g = threadIdx.x; g < CG; g += blockDim.x) {
+      float* ml = p.tmp_ml + ((static_cast<int64_t>(t) * p.num_q_heads + hq0 + g) * p.num_splits + split) * 2;
+      ml[0] = -FLT_MAX;
+      ml[1] = 0.f;
+    }
+    return;
+  }
+  const T* q = static_cast<const T*>(p.q) + t * p.q_tok_stride;
+  for (int i = threadIdx.x; i < CG * D; i += blockDim.x) {
+    const int g = i / D, d = i % D;
+    qs[g][d] = to_float(q[(hq0 + g) * p.q_head_stride + d]) * p.scale;
+    oacc[g][d] = 0.f;
+  }
+  __syncthreads();
+  const int* bt = p.block_tables + s * p.bt_stride;
+  attn_scores<T, D, CG>(p, bt, kvh, start, n, qs, logits);
+  __syncthreads();
+  attn_softmax<CG>(n, logits, ms, ls);
+  __syncthreads();
+  attn_values<T, D, CG>(p, bt, kvh, start, n, logits, oacc);
+  __syncthreads();
+  for (int i = threadIdx.x; i < CG * D; i += blockDim.x) {
+    const int g = i / D, d = i % D;
+    const float o = ls[g] > 0.f ? oacc[g][d] / ls[g] : 0.f;
+    if (p.num_splits == 1) {
+      T* out = static_cast<T*>(p.out) + t * p.out_tok_stride + (hq0 + g) * p.out_head_stride;
+      out[d] = from_float<T>(o);
+    } else {
+      const int64_t row = (static_cast<int64_t>(t) * p.num_q_heads + hq0 + g) * p.num_splits + split;
+      p.tmp_out[row * D + d] = o;
+      if (d == 0) {
+        p.tmp_ml[row * 2] = ms[g];
+        p.tmp_ml[row * 2 + 1] = ls[g];
+      }
+    }
+  }
+}
+
+// Merges the per-partition results of one (token, q head): grid (T, Hq), D threads.
+template <typename T, int D>
+__global__ void attn_reduce_kernel(AttnParams p) {
+  const int t = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
+  if (t >= p.query_start_loc[p.num_seqs]) return;
+  const int64_t row0 = (static_cast<int64_t>(t) * p.num_q_heads + h) * p.num_splits;
+  float m = -FLT_MAX;
+  for (int z = 0; z < p.num_splits; ++z) {
+    if (p.tmp_ml[(row0 + z) * 2 + 1] > 0.f) m = fmaxf(m, p.tmp_ml[(row0 + z) * 2]);
+  }
+  float num = 0.f, den = 0.f;
+  for (int z = 0; z < p.num_splits; ++z) {
+    const float l = p.tmp_ml[(row0 + z) * 2 + 1];
+    if (l <= 0.f) continue;  // empty partition: its tmp_out was never written
+    const float w = l * __expf(p.tmp_ml[(row0 + z) * 2] - m);
+    num += w * p.tmp_out[(row0 + z) * D + d];
+    den += w;
+  }
+  T* out = static_cast<T*>(p.out) + t * p.out_tok_stride + h * p.out_head_stride;
+  out[d] = from_float<T>(den > 0.f ? num / den : 0.f);
+}

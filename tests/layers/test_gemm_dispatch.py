@@ -1,0 +1,86 @@
+"""The unquantized GEMM dispatch point and its user override."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vllm.model_executor.layers import utils as gemm_utils
+from vllm.model_executor.layers.linear import ReplicatedLinear
+from vllm.model_executor.layers.utils import dispatch_unquantized_gemm, set_gemm_override
+
+CALLS: list[tuple[int, ...]] = []
+
+
+def counting_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    CALLS.append(tuple(x.shape))
+    return F.linear(x, weight, bias) + 1.0  # visibly different from the default
+
+
+@pytest.fixture(autouse=True)
+def _clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    mod = types.ModuleType("h4_gemm_plugin")
+    mod.gemm = counting_gemm  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "h4_gemm_plugin", mod)
+    monkeypatch.delenv("VLLM_GEMM_OVERRIDE", raising=False)
+    monkeypatch.setattr(gemm_utils, "_override", None)
+    CALLS.clear()
+
+
+def _layer() -> ReplicatedLinear:
+    torch.manual_seed(0)
+    layer = ReplicatedLinear(8, 4, bias=True)
+    layer.weight.data.normal_()
+    layer.bias.data.normal_()
+    return layer
+
+
+def test_default_is_torch_linear() -> None:
+    assert dispatch_unquantized_gemm() is gemm_utils.default_unquantized_gemm
+    layer, x = _layer(), torch.randn(3, 8)
+    torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
+
+
+def test_env_override_routes_every_linear(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VLLM_GEMM_OVERRIDE", "h4_gemm_plugin:gemm")
+    layer, x = _layer(), torch.randn(3, 8)
+    torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias) + 1.0)
+    assert CALLS == [(3, 8)]
+
+
+def test_config_override_wins_over_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VLLM_GEMM_OVERRIDE", "h4_gemm_plugin:gemm")
+    set_gemm_override(gemm_utils.default_unquantized_gemm)
+    layer, x = _layer(), torch.randn(2, 8)
+    torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
+    assert CALLS == []
+    set_gemm_override("h4_gemm_plugin:gemm")
+    _layer()(x)
+    assert CALLS == [(2, 8)]
+
+
+def test_override_reaches_model_layers(monkeypatch: pytest.MonkeyPatch, make_tiny) -> None:  # type: ignore[no-untyped-def]
+    from tests.models.utils import load_our_model, our_logits
+
+    monkeypatch.setenv("VLLM_GEMM_OVERRIDE", "h4_gemm_plugin:gemm")
+    model = load_our_model(make_tiny("llama"))
+    our_logits(model, [1, 2, 3])
+    # 2 layers x (qkv, o, gate_up, down) + the LM head
+    assert len(CALLS) == 2 * 4 + 1
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("no_colon", "must have the form 'module:function'"),
+    ("h4_no_such_module_xyz:f", "cannot import module"),
+    ("h4_gemm_plugin:missing", "has no callable 'missing'"),
+])
+def test_bad_override_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, spec: str, match: str) -> None:
+    monkeypatch.setenv("VLLM_GEMM_OVERRIDE", spec)
+    with pytest.raises(ValueError, match=match):
+        dispatch_unquantized_gemm()
+    with pytest.raises(ValueError, match=match):
+        set_gemm_override(spec)

@@ -1,0 +1,109 @@
+"""Helpers shared by model tests (and the engine's generation tests): HF references and a
+standalone forward of our models."""
+
+from __future__ import annotations
+
+import glob
+import os
+from functools import lru_cache
+from typing import Iterator
+
+import torch
+
+from vllm.model_executor.models.registry import get_model_class
+
+
+@lru_cache(maxsize=8)
+def hf_model(model_dir: str, dtype: torch.dtype = torch.float32, gguf_file: str | None = None):
+    """transformers' model for ``model_dir`` in eval mode (cached: tests reuse it)."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, **kwargs)
+    return model.eval()
+
+
+def hf_greedy(
+    model_dir: str, prompts: list[list[int]], n: int, dtype: torch.dtype = torch.float32,
+    gguf_file: str | None = None,
+) -> list[list[int]]:
+    """HF ``generate(do_sample=False)`` of ``n`` new tokens for each prompt (token ids), one at a
+    time, never stopping early at EOS."""
+    model = hf_model(model_dir, dtype, gguf_file)
+    outs = []
+    with torch.no_grad():
+        for ids in prompts:
+            x = torch.tensor([ids])
+            y = model.generate(
+                x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=n,
+                min_new_tokens=n, eos_token_id=None, pad_token_id=0,
+            )
+            outs.append(y[0, len(ids):].tolist())
+    return outs
+
+
+def hf_logits(model_dir: str, ids: list[int], dtype: torch.dtype = torch.float32,
+              gguf_file: str | None = None) -> torch.Tensor:
+    """HF's float32 logits [len(ids), vocab] for one prompt."""
+    model = hf_model(model_dir, dtype, gguf_file)
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0].float()
+
+
+def hf_top_logprobs(model_dir: str, ids: list[int], k: int, dtype: torch.dtype = torch.float32,
+                    gguf_file: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(top-k logprobs [T, k], their token ids [T, k]) of HF at every prompt position."""
+    logprobs = torch.log_softmax(hf_logits(model_dir, ids, dtype, gguf_file), dim=-1)
+    return logprobs.topk(k, dim=-1)
+
+
+def iter_safetensors(model_dir: str) -> Iterator[tuple[str, torch.Tensor]]:
+    from safetensors import safe_open
+
+    files = sorted(glob.glob(os.path.join(model_dir, "*.safetensors")))
+    if not files:
+        raise FileNotFoundError(f"no *.safetensors in {model_dir}")
+    for path in files:
+        with safe_open(path, framework="pt") as f:
+            for name in f.keys():
+                yield name, f.get_tensor(name)
+
+
+DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+
+
+def load_our_model(model_dir: str, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """Our model for an HF folder (or .gguf file): through H3's loader when it is importable,
+    else built and loaded here from the safetensors files."""
+    try:
+        from vllm.model_executor.model_loader import load_model, resolve_model
+    except ImportError:
+        load_model = None
+    if load_model is not None:
+        from vllm.config import ModelConfig
+
+        resolved = resolve_model(ModelConfig(model=model_dir, dtype=DTYPE_NAMES[dtype]))
+        return load_model(resolved, torch.device("cpu")).eval()
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir)
+    cls = get_model_class(config.architectures[0])
+    model = cls(config, dtype=dtype)
+    model.load_weights(iter_safetensors(model_dir))
+    return model.eval()
+
+
+def our_logits(model: torch.nn.Module, ids: list[int]) -> torch.Tensor:
+    """Standalone (no KV cache) forward of one sequence -> float32 logits [T, vocab]."""
+    with torch.no_grad():
+        x = torch.tensor(ids, dtype=torch.long)
+        hidden = model(x, torch.arange(len(ids)))
+        return model.compute_logits(hidden)
+
+
+def our_greedy(model: torch.nn.Module, ids: list[int], n: int) -> list[int]:
+    """Greedy continuation by re-running the full forward each step (standalone attention)."""
+    seq = list(ids)
+    for _ in range(n):
+        seq.append(int(our_logits(model, seq)[-1].argmax()))
+    return seq[len(ids):]

@@ -1,0 +1,1 @@
+"""Attention backends: `native` (reference, any device), `cpu`, `cuda`, `rocm`, `xpu`."""

@@ -1,0 +1,221 @@
+"""`vllm bench ops`: time every CustomOp kernel against its forward_native at LLM shapes.
+
+For each op, each implementation available on this platform (forward_cpu, forward_cuda, ...) is
+timed next to forward_native on the same inputs; the table reports the median time, the speedup
+over native and the achieved memory bandwidth (bytes read + written / time).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform as py_platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import click
+import torch
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Case:
+    """One op at one shape: the CustomOp instance, a call taking (op method), bytes moved."""
+
+    op: str
+    shape: str
+    layer: Any
+    call: Callable[[Callable[..., Any]], Any]
+    nbytes: int
+
+
+@dataclass
+class Result:
+    op: str
+    impl: str
+    dtype: str
+    shape: str
+    median_ms: float
+    speedup: float
+    gbps: float
+
+
+def _norm_cases(dt: torch.dtype, dev: str, tokens: int, hidden: int) -> list[Case]:
+    from vllm.model_executor.layers.layernorm import RMSNorm
+
+    layer = RMSNorm(hidden, dtype=dt).to(dev)
+    x = torch.randn(tokens, hidden, dtype=dt, device=dev)
+    res = torch.randn_like(x)
+    es, shape = x.element_size(), f"{tokens}x{hidden}"
+    return [
+        Case("rms_norm", shape, layer, lambda f: f(x), 2 * x.numel() * es + hidden * es),
+        Case("fused_add_rms_norm", shape, layer, lambda f: f(x, res), 4 * x.numel() * es),
+    ]
+
+
+def _act_cases(dt: torch.dtype, dev: str, tokens: int, inter: int) -> list[Case]:
+    from vllm.model_executor.layers.activation import GeluAndMul, SiluAndMul
+
+    x = torch.randn(tokens, 2 * inter, dtype=dt, device=dev)
+    nbytes, shape = 3 * tokens * inter * x.element_size(), f"{tokens}x{2 * inter}"
+    layers = {"silu_and_mul": SiluAndMul(), "gelu_and_mul": GeluAndMul("none"),
+              "gelu_tanh_and_mul": GeluAndMul("tanh")}
+    return [Case(name, shape, layer, lambda f: f(x), nbytes) for name, layer in layers.items()]
+
+
+def _rope_case(dt: torch.dtype, dev: str, tokens: int, hq: int, hk: int, d: int) -> Case:
+    from vllm.model_executor.layers.rotary_embedding import RotaryEmbedding
+
+    rope = RotaryEmbedding(d, d, 8192, 10000.0, True, dtype=dt).to(dev)
+    q = torch.randn(tokens, hq * d, dtype=dt, device=dev)
+    k = torch.randn(tokens, hk * d, dtype=dt, device=dev)
+    pos = torch.randint(0, 8192, (tokens,), device=dev)
+    nbytes = (2 * (q.numel() + k.numel()) + tokens * d) * q.element_size()
+    return Case("rotary_embedding", f"{tokens}t {hq}/{hk}h d{d}", rope, lambda f: f(pos, q, k),
+                nbytes)
+
+
+def _cache_case(dt: torch.dtype, dev: str, tokens: int, hk: int, d: int) -> Case:
+    from vllm.model_executor.layers.kv_cache import ReshapeAndCache
+
+    bs, blocks = 16, 4 * tokens // 16
+    k = torch.randn(tokens, hk, d, dtype=dt, device=dev)
+    v = torch.randn_like(k)
+    kc = torch.zeros(blocks, bs, hk, d, dtype=dt, device=dev)
+    vc = torch.zeros_like(kc)
+    slots = torch.randperm(blocks * bs, device=dev)[:tokens]
+    return Case("reshape_and_cache", f"{tokens}t {hk}h d{d}", ReshapeAndCache(),
+                lambda f: f(k, v, kc, vc, slots), 4 * k.numel() * k.element_size())
+
+
+def _attn_case(dt: torch.dtype, dev: str, seqs: int, ctx: int, hq: int, hk: int, d: int) -> Case:
+    from vllm.attention.paged_attention import PagedAttention
+
+    bs = 16
+    nb = seqs * ctx // bs
+    kc = torch.randn(nb, bs, hk, d, dtype=dt, device=dev)
+    vc = torch.randn_like(kc)
+    bt = torch.randperm(nb, device=dev).to(torch.int32).view(seqs, ctx // bs)
+    seq_lens = torch.full((seqs,), ctx, dtype=torch.int32, device=dev)
+    qsl = torch.arange(seqs + 1, dtype=torch.int32, device=dev)
+    q = torch.randn(seqs, hq, d, dtype=dt, device=dev)
+    out = torch.empty_like(q)
+    nbytes = (2 * kc.numel() + 2 * q.numel()) * q.element_size()
+    return Case("paged_attention", f"decode {seqs}x{ctx} {hq}/{hk}h d{d}", PagedAttention(),
+                lambda f: f(out, q, kc, vc, bt, seq_lens, qsl, 1, ctx, d**-0.5), nbytes)
+
+
+def build_cases(dt: torch.dtype, dev: str, gpu: bool) -> list[Case]:
+    cases = _norm_cases(dt, dev, 256, 4096)
+    cases += _act_cases(dt, dev, 256, 11008)
+    cases.append(_rope_case(dt, dev, 256, 32, 8, 128))
+    cases.append(_cache_case(dt, dev, 256, 8, 128))
+    cases.append(_attn_case(dt, dev, 256 if gpu else 32, 1024, 32, 8, 128))
+    return cases
+
+
+def time_call(fn: Callable[[], Any], iters: int, warmup: int, sync: Callable[[], None]) -> float:
+    """Median wall time of fn() in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def impl_methods(layer: Any) -> list[str]:
+    """Non-native methods of `layer` that can run on this platform, in preference order."""
+    from vllm.platforms import current_platform
+
+    return [m for m in current_platform.op_method_order
+            if m != "native" and type(layer).implements(m) and current_platform.method_available(m)[0]]
+
+
+def bench_case(case: Case, dtype_name: str, iters: int, warmup: int) -> list[Result]:
+    from vllm.platforms import current_platform
+
+    sync = current_platform.synchronize
+    rows: list[Result] = []
+    native_ms = 0.0
+    for method in ["native", *impl_methods(case.layer)]:
+        fn = getattr(case.layer, f"forward_{method}")
+        ms = time_call(lambda: case.call(fn), iters, warmup, sync)
+        native_ms = ms if method == "native" else native_ms
+        rows.append(Result(case.op, method, dtype_name, case.shape, ms, native_ms / ms,
+                           case.nbytes / (ms * 1e-3) / 1e9))
+    return rows
+
+
+def machine() -> dict[str, Any]:
+    from vllm.platforms import current_platform
+
+    info: dict[str, Any] = {"platform": current_platform.name, "device": current_platform.device_name(),
+                            "torch": torch.__version__, "threads": torch.get_num_threads(),
+                            "python": py_platform.python_version()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+        info["cpu_model"] = model
+    except OSError:
+        pass
+    if current_platform.has_extension("_C_cpu"):
+        from vllm import _C_cpu  # type: ignore[attr-defined]
+
+        info["kernel_isa"] = _C_cpu.isa()
+        info["compiled_isas"] = _C_cpu.compiled_isas()
+    return info
+
+
+def format_table(rows: list[Result]) -> str:
+    head = f"| {'op':<18} | {'impl':<6} | {'dtype':<5} | {'shape':<26} | {'median ms':>9} | {'vs native':>9} | {'GB/s':>7} |"
+    sep = "|" + "|".join("-" * (len(c) - 0) for c in head.split("|")[1:-1]) + "|"
+    lines = [head, sep]
+    for r in rows:
+        lines.append(f"| {r.op:<18} | {r.impl:<6} | {r.dtype:<5} | {r.shape:<26} | {r.median_ms:>9.3f} "
+                     f"| {r.speedup:>8.2f}x | {r.gbps:>7.2f} |")
+    return "\n".join(lines)
+
+
+@click.command("ops")
+@click.option("--dtype", "dtypes", default="bf16,fp32", show_default=True,
+              help="Comma-separated dtypes: fp32, bf16, fp16.")
+@click.option("--iters", default=20, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(0, 1000))
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 1024),
+              help="torch / OpenMP threads (CPU).")
+@click.option("--ops", "only", default="", help="Comma-separated op names to run (default all).")
+@click.option("--json", "json_path", default=None, help="Write the results as JSON here.")
+def ops_cmd(dtypes: str, iters: int, warmup: int, threads: int, only: str, json_path: str | None) -> None:
+    """Time each op's kernels vs forward_native at LLM shapes."""
+    from vllm.platforms import current_platform
+
+    names = [d.strip() for d in dtypes.split(",") if d.strip()]
+    bad = [d for d in names if d not in DTYPES]
+    if bad or not names:
+        raise click.BadParameter(f"{bad or dtypes!r}: choose from {', '.join(DTYPES)}", param_hint="--dtype")
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    wanted = {o.strip() for o in only.split(",") if o.strip()}
+    dev = current_platform.device_type
+    rows: list[Result] = []
+    for name in names:
+        for case in build_cases(DTYPES[name], dev, gpu=dev != "cpu"):
+            if not wanted or case.op in wanted:
+                rows += bench_case(case, name, iters, warmup)
+    click.echo(format_table(rows))
+    if json_path:
+        doc = {"command": " ".join(["vllm", "bench", "ops", *sys.argv[3:]]),
+               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+               "machine": machine(), "iters": iters, "results": [asdict(r) for r in rows]}
+        with open(json_path, "w") as f:
+            json.dump(doc, f, indent=2)
+        click.echo(f"wrote {json_path}")

@@ -1,0 +1,1 @@
+"""Scheduling and paged KV-cache bookkeeping (pure host-side Python, device-neutral)."""

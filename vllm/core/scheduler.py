@@ -1,0 +1,233 @@
+"""Continuous batching: which requests advance this step and by how many tokens.
+
+Running requests go first (decodes and unfinished prefill chunks), then waiting ones are admitted
+while the token budget, ``max_num_seqs`` and free KV blocks allow. When a running request cannot
+get a block, the lowest-ranked running request (youngest under FCFS, largest priority value under
+``priority``) is preempted: its blocks are freed and it is recomputed later.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+
+from vllm.config import SchedulerConfig
+from vllm.core.kv_cache_manager import KVCacheManager
+from vllm.core.request import Request, RequestStatus
+from vllm.core.types import (
+    CachedRequestData,
+    EngineCoreOutput,
+    ModelRunnerOutput,
+    NewRequestData,
+    SchedulerOutput,
+    SchedulerStats,
+)
+
+
+class WaitQueue:
+    """FCFS (deque; preempted requests go back to the front) or priority order
+    (sorted by (priority, arrival_time))."""
+
+    def __init__(self, policy: str) -> None:
+        self.policy = policy
+        self._fcfs: deque[Request] = deque()
+        self._sorted: list[Request] = []
+
+    @staticmethod
+    def _key(r: Request) -> tuple[int, float]:
+        return (r.priority, r.arrival_time)
+
+    def add(self, req: Request, front: bool = False) -> None:
+        if self.policy == "priority":
+            bisect.insort(self._sorted, req, key=self._key)
+        elif front:
+            self._fcfs.appendleft(req)
+        else:
+            self._fcfs.append(req)
+
+    def peek(self) -> Request:
+        return self._sorted[0] if self.policy == "priority" else self._fcfs[0]
+
+    def pop(self) -> Request:
+        return self._sorted.pop(0) if self.policy == "priority" else self._fcfs.popleft()
+
+    def remove(self, req: Request) -> None:
+        (self._sorted if self.policy == "priority" else self._fcfs).remove(req)
+
+    def __len__(self) -> int:
+        return len(self._sorted) if self.policy == "priority" else len(self._fcfs)
+
+
+class Scheduler:
+    def __init__(
+        self, config: SchedulerConfig, kv_manager: KVCacheManager, max_num_batched_tokens: int
+    ) -> None:
+        self.config = config
+        self.kv = kv_manager
+        self.block_size = kv_manager.block_size
+        self.max_num_batched_tokens = max_num_batched_tokens
+        self.max_num_seqs = config.max_num_seqs
+        self.requests: dict[str, Request] = {}
+        self.waiting = WaitQueue(config.policy)
+        self.running: list[Request] = []
+        self._finished_ids: set[str] = set()  # to tell the workers next step
+        self.num_preemptions = 0
+
+    # ---- request lifecycle ------------------------------------------------------------
+    def add_request(self, req: Request) -> None:
+        if req.request_id in self.requests:
+            raise ValueError(f"request_id {req.request_id!r} is already in use")
+        self.requests[req.request_id] = req
+        self.waiting.add(req)
+
+    def finish_requests(self, request_ids: list[str], status: RequestStatus) -> None:
+        """Finish (e.g. abort) requests now, returning their blocks immediately."""
+        for rid in request_ids:
+            req = self.requests.get(rid)
+            if req is None or req.is_finished:
+                continue
+            if req.status == RequestStatus.RUNNING:
+                self.running.remove(req)
+            else:
+                self.waiting.remove(req)
+            req.status = status
+            self._free(req)
+
+    def _free(self, req: Request) -> None:
+        self.kv.free(req)
+        self.requests.pop(req.request_id, None)
+        self._finished_ids.add(req.request_id)
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self.requests)
+
+    def _preempt(self, req: Request) -> None:
+        self.running.remove(req)
+        self.kv.free(req)
+        req.status = RequestStatus.PREEMPTED
+        req.num_computed_tokens = 0
+        req.num_preemptions += 1
+        self.num_preemptions += 1
+        self._finished_ids.add(req.request_id)  # workers drop it; it comes back as new
+        self.waiting.add(req, front=True)
+
+    def _pick_victim(self) -> Request:
+        if self.config.policy == "priority":
+            return max(self.running, key=lambda r: (r.priority, r.arrival_time))
+        return self.running[-1]
+
+    # ---- scheduling -------------------------------------------------------------------
+    def schedule(self) -> SchedulerOutput:
+        out = SchedulerOutput()
+        budget = self.max_num_batched_tokens
+        budget, preempted = self._schedule_running(out, budget)
+        if not preempted:
+            self._schedule_waiting(out, budget)
+        for rid, n in out.num_scheduled_tokens.items():
+            self.requests[rid].num_computed_tokens += n
+        out.total_num_scheduled_tokens = sum(out.num_scheduled_tokens.values())
+        out.finished_req_ids = self._finished_ids
+        self._finished_ids = set()
+        return out
+
+    def _schedule_running(self, out: SchedulerOutput, budget: int) -> tuple[int, bool]:
+        preempted = False
+        cached: dict[str, CachedRequestData] = {}
+        i = 0
+        while i < len(self.running) and budget > 0:
+            req = self.running[i]
+            num_new = min(req.num_tokens - req.num_computed_tokens, budget)
+            if num_new <= 0:
+                i += 1
+                continue
+            new_ids = self.kv.allocate_slots(req, num_new)
+            while new_ids is None:
+                victim = self._pick_victim()
+                preempted = True
+                if victim.request_id in out.num_scheduled_tokens:  # undo its slot this step
+                    budget += out.num_scheduled_tokens.pop(victim.request_id)
+                    cached.pop(victim.request_id, None)
+                if self.running.index(victim) < i:
+                    i -= 1
+                self._preempt(victim)
+                if victim is req:
+                    break
+                new_ids = self.kv.allocate_slots(req, num_new)
+            if new_ids is None:
+                continue  # req itself was preempted; index i now points at the next one
+            cached[req.request_id] = CachedRequestData(req.request_id, new_ids, req.num_computed_tokens)
+            out.num_scheduled_tokens[req.request_id] = num_new
+            budget -= num_new
+            i += 1
+        out.cached_reqs = list(cached.values())
+        return budget, preempted
+
+    def _schedule_waiting(self, out: SchedulerOutput, budget: int) -> None:
+        chunked = self.config.enable_chunked_prefill
+        while len(self.waiting) and budget > 0 and len(self.running) < self.max_num_seqs:
+            req = self.waiting.peek()
+            hits = self.kv.get_computed_blocks(req)
+            num_computed = len(hits) * self.block_size
+            num_new = req.num_tokens - num_computed
+            if not chunked and num_new > budget:
+                break
+            num_new = min(num_new, budget)
+            if self.kv.allocate_slots(req, num_new, hits) is None:
+                break
+            self.waiting.pop()
+            req.status = RequestStatus.RUNNING
+            req.num_computed_tokens = num_computed
+            if req.num_cached_tokens < 0:
+                req.num_cached_tokens = num_computed
+            self.running.append(req)
+            out.new_reqs.append(
+                NewRequestData(
+                    req.request_id, req.prompt_token_ids, list(req.output_token_ids),
+                    req.sampling_params, self.kv.block_ids(req.request_id), num_computed,
+                    req.eos_token_id,
+                )
+            )
+            out.num_scheduled_tokens[req.request_id] = num_new
+            budget -= num_new
+
+    # ---- results ----------------------------------------------------------------------
+    def update_from_output(
+        self, sched: SchedulerOutput, result: ModelRunnerOutput
+    ) -> list[EngineCoreOutput]:
+        outputs: list[EngineCoreOutput] = []
+        for i, rid in enumerate(result.req_ids):
+            req = self.requests.get(rid)
+            if req is None or req.is_finished or req.status != RequestStatus.RUNNING:
+                continue  # aborted or preempted after this step was scheduled
+            new_tokens: list[int] = []
+            for tok in result.sampled_token_ids[i]:
+                req.append_output_token(tok)
+                new_tokens.append(tok)
+                if req.check_stop():
+                    break
+            prompt_lps = result.prompt_logprobs.get(rid)
+            if not new_tokens and prompt_lps is None:
+                continue
+            lps = result.logprobs[i] if result.logprobs else None
+            outputs.append(
+                EngineCoreOutput(
+                    rid, new_tokens, lps[: len(new_tokens)] if lps is not None else None,
+                    prompt_lps, req.finish_reason(), req.stop_reason, max(req.num_cached_tokens, 0),
+                )
+            )
+            if req.is_finished:
+                self.running.remove(req)
+                self._free(req)
+        return outputs
+
+    def get_stats(self) -> SchedulerStats:
+        return SchedulerStats(
+            num_running=len(self.running),
+            num_waiting=len(self.waiting),
+            kv_cache_usage=self.kv.usage(),
+            prefix_cache_queries=self.kv.stats.queries,
+            prefix_cache_hits=self.kv.stats.hits,
+            num_free_blocks=self.kv.num_free_blocks,
+            num_blocks=self.kv.num_blocks,
+            num_preemptions=self.num_preemptions,
+        )

@@ -1,0 +1,1 @@
+"""Thin, safe wrappers over transformers: configs and tokenizers (remote code never runs)."""

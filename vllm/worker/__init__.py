@@ -1,0 +1,1 @@
+"""Workers: one per device; each owns a model runner and its KV cache."""

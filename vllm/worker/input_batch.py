@@ -1,0 +1,97 @@
+"""Runner-side request state and the flat-batch input builder (numpy on host, no per-token
+Python loops)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from vllm.sampling_params import SamplingParams
+
+
+@dataclass
+class CachedRequestState:
+    req_id: str
+    prompt_token_ids: list[int]
+    output_token_ids: list[int]
+    sampling_params: SamplingParams
+    block_ids: list[int]
+    num_computed_tokens: int
+    generator: torch.Generator | None = None
+    eos_token_id: int | None = None
+    token_ids: list[int] = field(default_factory=list)  # prompt + outputs
+    sampling_state: Any = None  # the sampler's per-request state (built lazily)
+
+    def __post_init__(self) -> None:
+        self.token_ids = self.prompt_token_ids + self.output_token_ids
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.token_ids)
+
+    def append(self, token_id: int) -> None:
+        self.token_ids.append(token_id)
+        self.output_token_ids.append(token_id)
+
+
+@dataclass
+class HostBatch:
+    """One step's flat batch on the host (S sequences, T tokens)."""
+
+    req_ids: list[str]
+    input_ids: np.ndarray  # int64 [T]
+    positions: np.ndarray  # int64 [T]
+    query_start_loc: np.ndarray  # int32 [S+1]
+    seq_lens: np.ndarray  # int32 [S]
+    block_tables: np.ndarray  # int32 [S, max_blocks]
+    slot_mapping: np.ndarray  # int64 [T]
+    sample_mask: np.ndarray  # bool [S]: the step reaches the end of the known tokens
+    num_computed: np.ndarray  # int64 [S] tokens already in the cache before this step
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+def build_host_batch(
+    states: list[CachedRequestState], num_scheduled: list[int], block_size: int
+) -> HostBatch:
+    num_reqs = len(states)
+    n_sched = np.asarray(num_scheduled, dtype=np.int64)  # [S]
+    computed = np.fromiter((s.num_computed_tokens for s in states), np.int64, num_reqs)  # [S]
+    cu = np.zeros(num_reqs + 1, dtype=np.int64)
+    np.cumsum(n_sched, out=cu[1:])
+    total = int(cu[-1])
+
+    ids: list[int] = []
+    for st, start, n in zip(states, computed.tolist(), num_scheduled, strict=True):
+        ids.extend(st.token_ids[start : start + n])
+    input_ids = np.asarray(ids, dtype=np.int64)  # [T]
+
+    # position of token t = computed[req(t)] + (t - cu[req(t)])
+    positions = np.repeat(computed - cu[:-1], n_sched) + np.arange(total, dtype=np.int64)  # [T]
+    seq_lens = computed + n_sched  # [S]
+
+    max_blocks = max(len(s.block_ids) for s in states)
+    block_tables = np.zeros((num_reqs, max_blocks), dtype=np.int32)
+    for i, st in enumerate(states):
+        block_tables[i, : len(st.block_ids)] = st.block_ids
+    req_idx = np.repeat(np.arange(num_reqs), n_sched)  # [T]
+    blocks = block_tables[req_idx, positions // block_size].astype(np.int64)  # [T]
+    slot_mapping = blocks * block_size + positions % block_size  # [T]
+
+    num_tokens = np.fromiter((s.num_tokens for s in states), np.int64, num_reqs)
+    return HostBatch(
+        req_ids=[s.req_id for s in states],
+        input_ids=input_ids,
+        positions=positions,
+        query_start_loc=cu.astype(np.int32),
+        seq_lens=seq_lens.astype(np.int32),
+        block_tables=block_tables,
+        slot_mapping=slot_mapping,
+        sample_mask=seq_lens >= num_tokens,
+        num_computed=computed,
+    )

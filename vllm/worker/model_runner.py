@@ -1,0 +1,243 @@
+"""Runs one flat batch per step: host-built inputs copied once, model forward, logits for the
+sampling positions only, sampling on device. Device-neutral: no platform branches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from vllm.attention.backends.abstract import AttentionMetadata
+from vllm.config import VllmConfig
+from vllm.core.types import ModelRunnerOutput, SchedulerOutput, TokenLogprobs
+from vllm.forward_context import set_forward_context
+from vllm.logger import init_logger
+from vllm.worker.input_batch import CachedRequestState, HostBatch, build_host_batch
+
+logger = init_logger(__name__)
+
+
+def logprobs_to_dicts(token_ids: torch.Tensor, logprobs: torch.Tensor, ranks: torch.Tensor,
+                      num_top: list[int]) -> list[TokenLogprobs]:
+    """Rows of (chosen token + top-K) tensors -> {token: (logprob, rank)} with num_top[i] entries
+    of top-K per row besides the chosen token."""
+    ids = token_ids.tolist()
+    vals = logprobs.tolist()
+    rks = ranks.tolist()
+    out: list[TokenLogprobs] = []
+    for i, k in enumerate(num_top):
+        row = {ids[i][0]: (vals[i][0], int(rks[i]))}
+        for j in range(1, k + 1):
+            row.setdefault(ids[i][j], (vals[i][j], j))
+        out.append(row)
+    return out
+
+
+class ModelRunner:
+    def __init__(self, vllm_config: VllmConfig, resolved: Any, device: torch.device) -> None:
+        self.config = vllm_config
+        self.resolved = resolved
+        self.device = device
+        self.dtype: torch.dtype = resolved.dtype
+        self.vocab_size: int = resolved.vocab_size
+        self.max_model_len: int = resolved.max_model_len
+        self.max_num_reqs = vllm_config.scheduler.max_num_seqs
+        self.max_num_tokens = int(vllm_config.scheduler.max_num_batched_tokens or 4096)
+        self.requests: dict[str, CachedRequestState] = {}
+        self.model: torch.nn.Module | None = None
+        self.kv_caches: list[torch.Tensor] = []
+        self.block_size = 0
+        self.sampler: Any = None
+
+    # ---- setup ------------------------------------------------------------------------
+    def load_model(self) -> None:
+        from vllm.model_executor.custom_op import set_custom_ops
+        from vllm.model_executor.layers.sampler import Sampler
+        from vllm.model_executor.model_loader import load_model
+
+        set_custom_ops(self.config.compilation.custom_ops)
+        self.model = load_model(self.resolved, self.device)
+        self.sampler = Sampler()
+        layers = self._attention_layers()
+        if not layers:
+            raise ValueError("the model has no Attention layers to bind a KV cache to")
+        self.num_layers = len(layers)
+        self.num_kv_heads = layers[0].num_kv_heads
+        self.head_size = layers[0].head_size
+        from vllm.attention.selector import get_attn_backend
+
+        self.attn_backend = get_attn_backend(self.head_size, self.dtype)
+        self.block_size = self.config.cache.block_size or self.attn_backend.default_block_size()
+        self._alloc_buffers()
+
+    def _attention_layers(self) -> list[Any]:
+        from vllm.attention.layer import Attention
+
+        assert self.model is not None
+        return [m for m in self.model.modules() if isinstance(m, Attention)]
+
+    def _alloc_buffers(self) -> None:
+        dev, t, r = self.device, self.max_num_tokens, self.max_num_reqs
+        self.max_blocks_per_req = -(-self.max_model_len // self.block_size)
+        self.input_ids_buf = torch.zeros(t, dtype=torch.int64, device=dev)
+        self.positions_buf = torch.zeros(t, dtype=torch.int64, device=dev)
+        self.slot_mapping_buf = torch.zeros(t, dtype=torch.int64, device=dev)
+        self.qsl_buf = torch.zeros(r + 1, dtype=torch.int32, device=dev)
+        self.seq_lens_buf = torch.zeros(r, dtype=torch.int32, device=dev)
+        self.block_table_buf = torch.zeros(r * self.max_blocks_per_req, dtype=torch.int32, device=dev)
+
+    def kv_bytes_per_block(self) -> int:
+        elem = torch.empty(0, dtype=self.dtype).element_size()
+        return 2 * self.num_layers * self.block_size * self.num_kv_heads * self.head_size * elem
+
+    def initialize_kv_cache(self, num_blocks: int) -> None:
+        from vllm.attention.layer import bind_kv_cache
+
+        shape = self.attn_backend.get_kv_cache_shape(
+            num_blocks, self.block_size, self.num_kv_heads, self.head_size
+        )
+        self.kv_caches = [
+            torch.empty(shape, dtype=self.dtype, device=self.device) for _ in range(self.num_layers)
+        ]
+        # Host-RAM caches (platforms that size the KV cache from RAM) are fresh mmap'd pages,
+        # zero already, and zeroing GiBs by hand costs seconds of start-up; device memory may hold
+        # stale NaN patterns, so it is cleared (backends mask positions past seq_lens anyway).
+        from vllm.platforms import current_platform
+
+        if not hasattr(current_platform, "kv_cache_bytes"):
+            for cache in self.kv_caches:
+                cache.zero_()
+        assert self.model is not None
+        bind_kv_cache(self.model, self.kv_caches)
+
+    @torch.inference_mode()
+    def profile_run(self) -> None:
+        """One max-size forward without a KV cache (attention sees one causal sequence)."""
+        assert self.model is not None
+        n = min(self.max_num_tokens, self.max_model_len)
+        ids = torch.zeros(n, dtype=torch.int64, device=self.device)
+        pos = torch.arange(n, dtype=torch.int64, device=self.device)
+        with set_forward_context(None):
+            hidden = self.model(ids, pos)
+        self.model.compute_logits(hidden[-min(n, self.max_num_reqs):])
+
+    # ---- per step ---------------------------------------------------------------------
+    def _update_states(self, so: SchedulerOutput) -> None:
+        for rid in so.finished_req_ids:
+            self.requests.pop(rid, None)
+        for new in so.new_reqs:
+            params = new.sampling_params
+            gen = None
+            if params.seed is not None:
+                gen = torch.Generator(device=self.device)
+                gen.manual_seed(params.seed)
+            self.requests[new.req_id] = CachedRequestState(
+                new.req_id, list(new.prompt_token_ids), list(new.output_token_ids), params,
+                list(new.block_ids), new.num_computed_tokens, gen, new.eos_token_id,
+            )
+        for c in so.cached_reqs:
+            st = self.requests[c.req_id]
+            st.block_ids.extend(c.new_block_ids)
+            st.num_computed_tokens = c.num_computed_tokens
+
+    def _to_device(self, hb: HostBatch) -> tuple[AttentionMetadata, torch.Tensor, torch.Tensor]:
+        t, s = hb.num_tokens, len(hb.req_ids)
+        w = hb.block_tables.shape[1]
+
+        def put(buf: torch.Tensor, arr: np.ndarray) -> torch.Tensor:
+            view = buf[: arr.size]
+            view.copy_(torch.from_numpy(arr.reshape(-1)), non_blocking=True)
+            return view
+
+        input_ids = put(self.input_ids_buf, hb.input_ids)
+        positions = put(self.positions_buf, hb.positions)
+        meta = AttentionMetadata(
+            num_actual_tokens=t,
+            max_query_len=int((hb.query_start_loc[1:] - hb.query_start_loc[:-1]).max()),
+            max_seq_len=int(hb.seq_lens.max()),
+            query_start_loc=put(self.qsl_buf, hb.query_start_loc),
+            seq_lens=put(self.seq_lens_buf, hb.seq_lens),
+            block_tables=put(self.block_table_buf, hb.block_tables).view(s, w),
+            slot_mapping=put(self.slot_mapping_buf, hb.slot_mapping),
+            query_start_loc_cpu=torch.from_numpy(hb.query_start_loc),
+            seq_lens_cpu=torch.from_numpy(hb.seq_lens),
+        )
+        return meta, input_ids, positions
+
+    @torch.inference_mode()
+    def execute_model(self, so: SchedulerOutput) -> ModelRunnerOutput:
+        self._update_states(so)
+        if so.total_num_scheduled_tokens == 0:
+            return ModelRunnerOutput()
+        assert self.model is not None
+        states = [self.requests[rid] for rid in so.num_scheduled_tokens]
+        hb = build_host_batch(states, list(so.num_scheduled_tokens.values()), self.block_size)
+        meta, input_ids, positions = self._to_device(hb)
+        with set_forward_context(meta):
+            hidden = self.model(input_ids, positions)  # [T, H]
+
+        out = ModelRunnerOutput(
+            req_ids=hb.req_ids,
+            sampled_token_ids=[[] for _ in states],
+            logprobs=[None] * len(states),
+        )
+        self._prompt_logprobs(states, hb, hidden, out)
+        sample_idx = np.nonzero(hb.sample_mask)[0]
+        if sample_idx.size:
+            self._sample(states, hb, hidden, sample_idx, out)
+        return out
+
+    def _sample(self, states: list[CachedRequestState], hb: HostBatch, hidden: torch.Tensor,
+                sample_idx: np.ndarray, out: ModelRunnerOutput) -> None:
+        from vllm.model_executor.layers.sampler import SamplingRequestState, build_sampling_metadata
+
+        rows = torch.from_numpy(hb.query_start_loc[1:][sample_idx].astype(np.int64) - 1)
+        logits = self.model.compute_logits(hidden[rows.to(self.device)])  # [N, V] fp32
+        sampling: list[Any] = []
+        for i in sample_idx.tolist():
+            st = states[i]
+            if st.sampling_state is None:
+                st.sampling_state = SamplingRequestState(
+                    st.sampling_params, st.prompt_token_ids, st.output_token_ids, st.generator,
+                    st.eos_token_id,
+                )
+            sampling.append(st.sampling_state)
+        meta = build_sampling_metadata(sampling, self.vocab_size, self.device)
+        result = self.sampler(logits, meta)
+        sampled = result.sampled_token_ids.tolist()
+        lp_rows: list[TokenLogprobs] | None = None
+        if result.logprobs is not None:
+            tops = [states[i].sampling_params.logprobs or 0 for i in sample_idx.tolist()]
+            lp = result.logprobs
+            lp_rows = logprobs_to_dicts(lp.token_ids, lp.logprobs, lp.ranks, tops)
+        for j, i in enumerate(sample_idx.tolist()):
+            tok = int(sampled[j])
+            states[i].append(tok)
+            out.sampled_token_ids[i] = [tok]
+            if lp_rows is not None and states[i].sampling_params.logprobs is not None:
+                out.logprobs[i] = [lp_rows[j]]
+
+    def _prompt_logprobs(self, states: list[CachedRequestState], hb: HostBatch,
+                         hidden: torch.Tensor, out: ModelRunnerOutput) -> None:
+        """Logprobs of prompt tokens for requests that asked (positions computed this step)."""
+        for i, st in enumerate(states):
+            k = st.sampling_params.prompt_logprobs
+            start = int(hb.num_computed[i])
+            prompt_len = len(st.prompt_token_ids)
+            if k is None or start >= prompt_len or st.output_token_ids:
+                continue
+            from vllm.model_executor.layers.sampler import compute_prompt_logprobs
+
+            q0 = int(hb.query_start_loc[i])
+            n = int(hb.query_start_loc[i + 1]) - q0
+            # Position p predicts prompt token p+1; the last prompt position predicts no prompt token.
+            m = min(n, prompt_len - 1 - start)
+            rows: list[TokenLogprobs | None] = [None] if start == 0 else []
+            if m > 0:
+                logits = self.model.compute_logits(hidden[q0 : q0 + m])  # [m, V]
+                target = torch.tensor(st.prompt_token_ids[start + 1 : start + 1 + m],
+                                      dtype=torch.int64, device=self.device)
+                lp = compute_prompt_logprobs(logits, target, k)
+                rows.extend(logprobs_to_dicts(lp.token_ids, lp.logprobs, lp.ranks, [k] * m))
+            out.prompt_logprobs[st.req_id] = rows
