@@ -23,3 +23,16 @@ vllm_extension(NAME _rocm_C
   COMPILE_OPTIONS ${VLLM_HIP_FLAGS}
   LIBRARIES c10_hip)
 message(STATUS "vllm: building _C and _rocm_C for ROCm archs ${VLLM_ROCM_ARCHS}")
+
+# Link the C++ runtime that torch itself loads, by path: a toolchain that links libstdc++
+# statically by default (the GPU image's /opt/gcc) otherwise leaves a second runtime beside
+# torch's, and c10's error formatting crashes inside it (segfault on any failed TORCH_CHECK).
+execute_process(
+  COMMAND ${Python_EXECUTABLE} -c
+    "import torch; print(next((l.split()[-1] for l in open('/proc/self/maps') if 'libstdc++' in l), ''))"
+  OUTPUT_VARIABLE VLLM_LIBSTDCXX OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(VLLM_LIBSTDCXX)
+  target_link_libraries(_C PRIVATE ${VLLM_LIBSTDCXX})
+  target_link_libraries(_rocm_C PRIVATE ${VLLM_LIBSTDCXX})
+  message(STATUS "vllm: linking the C++ runtime torch uses: ${VLLM_LIBSTDCXX}")
+endif()

@@ -56,6 +56,14 @@ def test_preemption_same_output(tiny_llama_dir: str, hf_greedy: list[list[int]])
     assert stats.num_free_blocks == stats.num_blocks == 6
 
 
+def test_preemption_keeps_seeded_sampling(tiny_llama_dir: str, llm: LLM) -> None:
+    params = [SamplingParams(temperature=1.0, max_tokens=32, seed=i, ignore_eos=True) for i in range(4)]
+    ref = _ids(llm.generate(PROMPTS, params, use_tqdm=False))
+    small = LLM(model=tiny_llama_dir, num_kv_blocks_override=6, block_size=16)
+    assert _ids(small.generate(PROMPTS, params, use_tqdm=False)) == ref
+    assert small.llm_engine.get_stats().num_preemptions > 0
+
+
 def test_chunked_prefill_same_output(tiny_llama_dir: str, hf_greedy: list[list[int]]) -> None:
     chunked = LLM(model=tiny_llama_dir, max_num_batched_tokens=8, kv_cache_space_gib=0.02)
     assert _ids(chunked.generate(PROMPTS, GREEDY, use_tqdm=False)) == hf_greedy

@@ -102,6 +102,15 @@ class ParallelConfig(_Frozen):
             raise ValueError(f"tensor_parallel_size={v} must be >= 1")
         return v
 
+    @model_validator(mode="after")
+    def _check_backend(self) -> ParallelConfig:
+        if self.distributed_executor_backend == "uni" and self.tensor_parallel_size > 1:
+            raise ValueError(
+                f"distributed_executor_backend='uni' runs one process, but tensor_parallel_size="
+                f"{self.tensor_parallel_size}; use 'mp' (one machine) or 'ray'"
+            )
+        return self
+
     @property
     def backend(self) -> str:
         if self.distributed_executor_backend is not None:

@@ -55,21 +55,24 @@ void paged_attention(at::Tensor& out, const at::Tensor& query, const at::Tensor&
     const char* name = c == &key_cache ? "key_cache" : "value_cache";
     check_cuda(*c, name);
     TORCH_CHECK_VALUE(c->dim() == 4, name, " must be [num_blocks, block_size, Hk, D], got ", c->sizes());
-    TORCH_CHECK_VALUE(c->stride(3) == 1 && c->stride(2) == c->size(3) && c->stride(1) == c->size(2) * c->size(3),
-                name, ": each block must be contiguous, strides ", c->strides());
+    const bool dense = c->stride(3) == 1 && c->stride(2) == c->size(3) &&
+                       c->stride(1) == c->size(2) * c->size(3);
+    TORCH_CHECK_VALUE(dense, name, ": each block must be contiguous, strides ", c->strides());
     check_same_dtype(*c, query, name, "query");
   }
   TORCH_CHECK_VALUE(key_cache.sizes() == value_cache.sizes(), "key_cache and value_cache shapes differ");
   const int T = static_cast<int>(query.size(0)), Hq = static_cast<int>(query.size(1));
   const int D = static_cast<int>(query.size(2)), Hk = static_cast<int>(key_cache.size(2));
-  TORCH_CHECK_VALUE(key_cache.size(3) == D, "key_cache head size ", key_cache.size(3), " != query head size ", D);
+  TORCH_CHECK_VALUE(key_cache.size(3) == D, "key_cache head size ", key_cache.size(3),
+                    " != query head size ", D);
   TORCH_CHECK_VALUE(Hk > 0 && Hq % Hk == 0, "query heads ", Hq, " must be a multiple of kv heads ", Hk);
   const at::Tensor bt = as_int(block_tables, "block_tables");
   const at::Tensor sl = as_int(seq_lens, "seq_lens").contiguous();
   const at::Tensor qsl = as_int(query_start_loc, "query_start_loc").contiguous();
   TORCH_CHECK_VALUE(bt.dim() == 2, "block_tables must be [num_seqs, max_blocks], got ", bt.sizes());
   const int S = static_cast<int>(sl.numel());
-  TORCH_CHECK_VALUE(qsl.numel() == S + 1, "query_start_loc has ", qsl.numel(), " entries; expected num_seqs + 1 = ", S + 1);
+  TORCH_CHECK_VALUE(qsl.numel() == S + 1, "query_start_loc has ", qsl.numel(),
+                    " entries; expected num_seqs + 1 = ", S + 1);
   TORCH_CHECK_VALUE(bt.size(0) >= S, "block_tables has ", bt.size(0), " rows for ", S, " sequences");
   TORCH_CHECK_VALUE(max_query_len >= 0 && max_seq_len >= 0, "max_query_len/max_seq_len must be >= 0");
   if (T == 0 || S == 0) return;

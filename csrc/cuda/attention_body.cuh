@@ -3,8 +3,8 @@
 
 // Phase 1: logits[g][i] = q_g . k_{start+i} for the partition (q pre-scaled in smem).
 template <typename T, int D, int CG>
-VLLM_D void attn_scores(const AttnParams& p, const int* bt, int kvh, int start, int n,
-                        const float (*qs)[D], float (*logits)[kAttnMaxPart]) {
+VLLM_D void attn_scores(const AttnParams& p, const int64_t* koff, int n, const float (*qs)[D],
+                        float (*logits)[kAttnMaxPart]) {
   using L = HeadLayout<T, D>;
   using V = Vec<T, L::ELEMS>;
   const int lane = threadIdx.x % VLLM_WARP_SIZE;
@@ -18,8 +18,7 @@ VLLM_D void attn_scores(const AttnParams& p, const int* bt, int kvh, int start, 
     for (int u = 0; u < kAttnUnroll; ++u) {
       const int i = base + u * L::TPW + sub;
       if (i < n) {
-        const V* row = reinterpret_cast<const V*>(
-            kv_row(kc, p.kc_block_stride, bt, start + i, p.block_size, p.num_kv_heads, kvh, D));
+        const V* row = reinterpret_cast<const V*>(kc + koff[i]);
 #pragma unroll
         for (int v = 0; v < L::VPL; ++v) {
           if (l + v * L::LT < L::VECS) kv[u][v] = row[l + v * L::LT];
@@ -46,11 +45,9 @@ VLLM_D void attn_scores(const AttnParams& p, const int* bt, int kvh, int start, 
           }
         }
       }
-#pragma unroll
-      for (int g = 0; g < CG; ++g) {
-        const float s = warp_sum<L::LT>(dot[g]);
-        if (l == 0 && i < n) logits[g][i] = s;
-      }
+      int head;
+      const float s = reduce_heads<CG, L::LT>(dot, l, head);
+      if ((l & (L::LT / CG - 1)) == 0 && i < n) logits[head][i] = s;
     }
   }
 }
@@ -81,7 +78,7 @@ VLLM_D void attn_softmax(int n, float (*logits)[kAttnMaxPart], float* m_out, flo
 
 // Phase 3: acc[g] += p[g][i] * v_i over the partition, summed into smem `oacc` [CG][D].
 template <typename T, int D, int CG>
-VLLM_D void attn_values(const AttnParams& p, const int* bt, int kvh, int start, int n,
+VLLM_D void attn_values(const AttnParams& p, const int64_t* voff, int n,
                         const float (*probs)[kAttnMaxPart], float (*oacc)[D]) {
   using L = HeadLayout<T, D>;
   using V = Vec<T, L::ELEMS>;
@@ -103,8 +100,7 @@ VLLM_D void attn_values(const AttnParams& p, const int* bt, int kvh, int start, 
     for (int u = 0; u < kAttnUnroll; ++u) {
       const int i = base + u * L::TPW + sub;
       if (i < n) {
-        const V* row = reinterpret_cast<const V*>(
-            kv_row(vc, p.vc_block_stride, bt, start + i, p.block_size, p.num_kv_heads, kvh, D));
+        const V* row = reinterpret_cast<const V*>(vc + voff[i]);
 #pragma unroll
         for (int v = 0; v < L::VPL; ++v) {
           if (l + v * L::LT < L::VECS) vv[u][v] = row[l + v * L::LT];
@@ -142,12 +138,16 @@ VLLM_D void attn_values(const AttnParams& p, const int* bt, int kvh, int start, 
       }
 }
 
-template <typename T, int D, int CG>
-__global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(AttnParams p) {
+// ONE_PASS: attn_one_pass (K and V streamed together); else scores -> softmax -> values.
+template <typename T, int D, int CG, bool ONE_PASS>
+__global__ void __launch_bounds__(kAttnThreads, attn_min_blocks(CG))
+    paged_attention_kernel(AttnParams p) {
   __shared__ float qs[CG][D];
-  __shared__ float logits[CG][kAttnMaxPart];
+  __shared__ float logits[ONE_PASS ? 1 : CG][ONE_PASS ? 1 : kAttnMaxPart];
+  __shared__ float gm[ONE_PASS ? kAttnThreads / 4 : 1][CG], gl[ONE_PASS ? kAttnThreads / 4 : 1][CG];
   __shared__ float oacc[CG][D];
   __shared__ float ms[CG], ls[CG];
+  __shared__ int64_t koff[kAttnMaxPart], voff[kAttnMaxPart];  // element offsets of the rows
   const int t = blockIdx.x;
   const int chunks = p.num_q_heads / p.num_kv_heads / CG;
   const int kvh = blockIdx.y / chunks;
@@ -174,13 +174,25 @@ __global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(AttnParam
     qs[g][d] = to_float(q[(hq0 + g) * p.q_head_stride + d]) * p.scale;
     oacc[g][d] = 0.f;
   }
-  __syncthreads();
+  // Resolve the partition's pages once: the token loops then issue no dependent table loads.
   const int* bt = p.block_tables + s * p.bt_stride;
-  attn_scores<T, D, CG>(p, bt, kvh, start, n, qs, logits);
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const int tok = start + i;
+    const int64_t phys = bt[tok / p.block_size];
+    const int64_t in_block = (static_cast<int64_t>(tok % p.block_size) * p.num_kv_heads + kvh) * D;
+    koff[i] = phys * p.kc_block_stride + in_block;
+    voff[i] = phys * p.vc_block_stride + in_block;
+  }
   __syncthreads();
-  attn_softmax<CG>(n, logits, ms, ls);
-  __syncthreads();
-  attn_values<T, D, CG>(p, bt, kvh, start, n, logits, oacc);
+  if constexpr (ONE_PASS) {
+    attn_one_pass<T, D, CG>(p, koff, voff, n, qs, oacc, ms, ls, gm, gl);
+  } else {
+    attn_scores<T, D, CG>(p, koff, n, qs, logits);
+    __syncthreads();
+    attn_softmax<CG>(n, logits, ms, ls);
+    __syncthreads();
+    attn_values<T, D, CG>(p, voff, n, logits, oacc);
+  }
   __syncthreads();
   for (int i = threadIdx.x; i < CG * D; i += blockDim.x) {
     const int g = i / D, d = i % D;

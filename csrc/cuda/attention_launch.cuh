@@ -11,10 +11,10 @@ void launch_attn_d(const AttnParams& p, int cg, int num_tokens, vllm_stream_t st
   const int chunks = p.num_q_heads / p.num_kv_heads / cg;
   dim3 grid(num_tokens, p.num_kv_heads * chunks, p.num_splits);
   switch (cg) {
-    case 8: paged_attention_kernel<T, D, 8><<<grid, kAttnThreads, 0, stream>>>(p); break;
-    case 4: paged_attention_kernel<T, D, 4><<<grid, kAttnThreads, 0, stream>>>(p); break;
-    case 2: paged_attention_kernel<T, D, 2><<<grid, kAttnThreads, 0, stream>>>(p); break;
-    default: paged_attention_kernel<T, D, 1><<<grid, kAttnThreads, 0, stream>>>(p); break;
+    case 8: paged_attention_kernel<T, D, 8, kAttnOnePass><<<grid, kAttnThreads, 0, stream>>>(p); break;
+    case 4: paged_attention_kernel<T, D, 4, kAttnOnePass><<<grid, kAttnThreads, 0, stream>>>(p); break;
+    case 2: paged_attention_kernel<T, D, 2, kAttnOnePass><<<grid, kAttnThreads, 0, stream>>>(p); break;
+    default: paged_attention_kernel<T, D, 1, kAttnOnePass><<<grid, kAttnThreads, 0, stream>>>(p); break;
   }
   if (p.num_splits > 1) {
     attn_reduce_kernel<T, D><<<dim3(num_tokens, p.num_q_heads), D, 0, stream>>>(p);

@@ -39,7 +39,8 @@ void rms_norm(at::Tensor& out, const at::Tensor& input, const at::Tensor& weight
   TORCH_CHECK_VALUE(weight.dim() == 1 && weight.is_contiguous(), "weight must be a contiguous 1-D tensor");
   const int64_t hidden = weight.size(0);
   check_same_dtype(out, input, "out", "input");
-  TORCH_CHECK_VALUE(out.sizes() == input.sizes(), "out shape ", out.sizes(), " != input shape ", input.sizes());
+  TORCH_CHECK_VALUE(out.sizes() == input.sizes(), "out shape ", out.sizes(), " != input shape ",
+                    input.sizes());
   at::Tensor x = as_rows(input, hidden, "input");
   at::Tensor y = as_rows(out, hidden, "out");
   at::Tensor w = weight.scalar_type() == input.scalar_type() ? weight : weight.to(input.scalar_type());

@@ -23,8 +23,8 @@ void fused_moe(at::Tensor& out, const at::Tensor& hidden, const at::Tensor& w13,
   TORCH_CHECK_VALUE(w13.dim() == 3 && w13.size(2) == H && w13.size(1) % 2 == 0, "w13 must be [E, 2I, H=", H,
               "], got ", w13.sizes());
   const int64_t E = w13.size(0), I = w13.size(1) / 2;
-  TORCH_CHECK_VALUE(w2.dim() == 3 && w2.size(0) == E && w2.size(1) == H && w2.size(2) == I, "w2 must be [E=", E,
-              ", H=", H, ", I=", I, "], got ", w2.sizes());
+  TORCH_CHECK_VALUE(w2.dim() == 3 && w2.size(0) == E && w2.size(1) == H && w2.size(2) == I,
+                    "w2 must be [E=", E, ", H=", H, ", I=", I, "], got ", w2.sizes());
   TORCH_CHECK_VALUE(topk_ids.dim() == 2 && topk_ids.size(0) == T, "topk_ids must be [T=", T, ", K], got ",
               topk_ids.sizes());
   TORCH_CHECK_VALUE(topk_weights.sizes() == topk_ids.sizes(), "topk_weights ", topk_weights.sizes(),

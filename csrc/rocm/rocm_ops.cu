@@ -8,7 +8,8 @@ namespace rocm {
 void rms_norm(at::Tensor& out, const at::Tensor& input, const at::Tensor& weight, double epsilon) {
   check_cuda(input, "input");
   check_cuda(out, "out");
-  TORCH_CHECK_VALUE(input.dim() == 2 && out.sizes() == input.sizes(), "input/out must be [T, hidden] of one shape");
+  TORCH_CHECK_VALUE(input.dim() == 2 && out.sizes() == input.sizes(),
+                    "input/out must be [T, hidden] of one shape");
   check_last_contig(input, "input");
   check_last_contig(out, "out");
   check_same_dtype(out, input, "out", "input");

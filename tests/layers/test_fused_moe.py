@@ -75,7 +75,8 @@ def test_layer_per_expert_and_stacked_loading() -> None:
     torch.testing.assert_close(b.w2.data, w2)
     hidden, router = torch.randn(5, H), torch.randn(5, E)
     weights, ids = select_experts(router, TOP_K, True)
-    torch.testing.assert_close(a.forward_native(hidden, router), per_token_loop(hidden, w13, w2, weights, ids),
+    ref = per_token_loop(hidden, w13, w2, weights, ids)
+    torch.testing.assert_close(a.forward_native(hidden, router), ref,
                                rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match=r"mlp.experts.w2\[1\].w2"):
         a.w2.weight_loader(a.w2, torch.zeros(H, INTER + 1), "w2", 1)

@@ -7,7 +7,7 @@ collectives are identities when no process group exists)."""
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -15,7 +15,10 @@ import torch.nn.functional as F
 
 from vllm.model_executor.layers import fused_moe, linear, vocab_embedding
 from vllm.model_executor.layers.linear import (
-    ColumnParallelLinear, MergedColumnParallelLinear, QKVParallelLinear, ReplicatedLinear,
+    ColumnParallelLinear,
+    MergedColumnParallelLinear,
+    QKVParallelLinear,
+    ReplicatedLinear,
     RowParallelLinear,
 )
 from vllm.model_executor.layers.logits_processor import LogitsProcessor
@@ -86,7 +89,8 @@ def test_merged_gate_up(tp: int) -> None:
 def test_qkv_split_and_kv_replication(tp: int, heads: int, kv_heads: int) -> None:
     torch.manual_seed(0)
     d, hidden = 4, 16
-    wq, wk, wv = torch.randn(heads * d, hidden), torch.randn(kv_heads * d, hidden), torch.randn(kv_heads * d, hidden)
+    wq = torch.randn(heads * d, hidden)
+    wk, wv = torch.randn(kv_heads * d, hidden), torch.randn(kv_heads * d, hidden)
     bq, bk, bv = torch.randn(heads * d), torch.randn(kv_heads * d), torch.randn(kv_heads * d)
     x = torch.randn(3, hidden)
     qs = []

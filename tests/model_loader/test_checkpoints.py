@@ -122,3 +122,14 @@ def test_overrides(tmp_path) -> None:
     path = checkpoints.make_checkpoint("llama", tmp_path, num_hidden_layers=1, vocab_size=700)
     cfg = json.load(open(os.path.join(path, "config.json")))
     assert cfg["num_hidden_layers"] == 1 and cfg["vocab_size"] == 700
+
+
+def test_cli(tmp_path, capsys) -> None:
+    checkpoints.main(["qwen3", str(tmp_path / "cli"), "--shards", "2", "--untied", "--seed", "1"])
+    path = capsys.readouterr().out.strip()
+    assert path == str(tmp_path / "cli")
+    cfg = json.load(open(os.path.join(path, "config.json")))
+    assert cfg["architectures"] == ["Qwen3ForCausalLM"] and cfg["dtype"] == "float32"
+    assert not cfg["tie_word_embeddings"]
+    assert os.path.isfile(os.path.join(path, "model.safetensors.index.json"))
+    assert not [n for n in os.listdir(path) if n.startswith(".staging")]

@@ -106,7 +106,7 @@ def test_hub_id_goes_through_snapshot_download(monkeypatch, tiny_llama_dir: str)
 
     calls = []
 
-    def fake_download(repo_id, revision=None, allow_patterns=None):
+    def fake_download(repo_id, revision=None, allow_patterns=None, ignore_patterns=None):
         calls.append((repo_id, revision, tuple(allow_patterns)))
         return tiny_llama_dir
 

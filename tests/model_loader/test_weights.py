@@ -48,6 +48,14 @@ def test_weights_are_lazy_and_uncast(make_tiny) -> None:
     it.close()
 
 
+def test_consolidated_file_ignored(tiny_llama_dir: str, tmp_path) -> None:
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_llama_dir, folder)
+    shutil.copy(folder / "model.safetensors", folder / "consolidated.safetensors")
+    names = [n for n, _ in iter_weights(resolve_model(ModelConfig(model=str(folder))))]
+    assert sorted(names) == sorted(_state(tiny_llama_dir))
+
+
 def test_missing_shard(tiny_llama_sharded_dir: str, tmp_path) -> None:
     folder = tmp_path / "ckpt"
     shutil.copytree(tiny_llama_sharded_dir, folder)
@@ -74,9 +82,9 @@ def test_corrupt_safetensors(damage: str, tiny_llama_dir: str, tmp_path) -> None
         list(iter_weights(resolved))
 
 
-def _to_pickle(src: str, dst, name: str = "pytorch_model.bin") -> None:
+def _to_pickle(src: str, dst, name: str = "pytorch_model.bin", legacy: bool = False) -> None:
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.safetensors", "*.index.json"))
-    torch.save(_state(src), os.path.join(dst, name))
+    torch.save(_state(src), os.path.join(dst, name), _use_new_zipfile_serialization=not legacy)
 
 
 def test_pickle_refused_by_default(tiny_llama_dir: str, tmp_path) -> None:
@@ -85,9 +93,10 @@ def test_pickle_refused_by_default(tiny_llama_dir: str, tmp_path) -> None:
         resolve_model(ModelConfig(model=str(tmp_path / "pkl")))
 
 
-@pytest.mark.parametrize("name", ["pytorch_model.bin", "model.pt"])
-def test_pickle_allowed(name: str, tiny_llama_dir: str, tmp_path) -> None:
-    _to_pickle(tiny_llama_dir, tmp_path / "pkl", name)
+@pytest.mark.parametrize("name,legacy", [("pytorch_model.bin", False), ("model.pt", False),
+                                         ("pytorch_model.bin", True)])
+def test_pickle_allowed(name: str, legacy: bool, tiny_llama_dir: str, tmp_path) -> None:
+    _to_pickle(tiny_llama_dir, tmp_path / "pkl", name, legacy)
     resolved = resolve_model(ModelConfig(model=str(tmp_path / "pkl"), allow_pickle_weights=True))
     got = dict(iter_weights(resolved))
     expected = _state(tiny_llama_dir)

@@ -60,7 +60,7 @@ def test_forward_and_greedy_match_hf_fp32(case_dir: str) -> None:
         assert ours.dtype == torch.float32 and ours.shape == ref.shape
         torch.testing.assert_close(ours, ref, atol=1e-4, rtol=0)
     expected = hf_greedy(case_dir, prompts, N_NEW)
-    for ids, ref in zip(prompts, expected):
+    for ids, ref in zip(prompts, expected, strict=False):
         assert len(set(ref)) > 1, "degenerate reference continuation"
         assert our_greedy(model, ids, N_NEW) == ref
 
@@ -82,7 +82,7 @@ def test_bf16_accuracy_and_greedy(arch: str, make_tiny, record_property) -> None
     prompts = _prompt_ids(model_dir)
     expected = hf_greedy(model_dir, prompts, N_NEW, torch.bfloat16)
     report = []
-    for ids, ref in zip(prompts, expected):
+    for ids, ref in zip(prompts, expected, strict=False):
         seq = ids + ref
         hf16, hf32 = hf_logits(model_dir, seq, torch.bfloat16), hf_logits(model_dir, seq)
         ours = our_logits(model, seq)
@@ -92,7 +92,7 @@ def test_bf16_accuracy_and_greedy(arch: str, make_tiny, record_property) -> None
         noise = err_hf + err_ours
         cut = _first_true(gaps < noise)
         tokens = our_greedy(model, ids, N_NEW)
-        first_diff = _first_true(torch.tensor([a != b for a, b in zip(tokens, ref)]))
+        first_diff = _first_true(torch.tensor([a != b for a, b in zip(tokens, ref, strict=False)]))
         report.append({"near_tie_1e-2": _first_true(gaps < 1e-2), "noise": round(noise, 3),
                        "near_tie_noise": cut, "first_diff": first_diff})
         assert tokens[:cut] == ref[:cut], f"diverged before HF's first near-tie: {report[-1]}"

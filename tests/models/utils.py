@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Iterator
 
 import torch
 
@@ -23,16 +23,27 @@ def hf_model(model_dir: str, dtype: torch.dtype = torch.float32, gguf_file: str 
     return model.eval()
 
 
+def to_ids(model_dir: str, prompt: str | list[int], gguf_file: str | None = None) -> list[int]:
+    """Token ids of a prompt given as text (tokenized by the folder's tokenizer) or as ids."""
+    if not isinstance(prompt, str):
+        return list(prompt)
+    from transformers import AutoTokenizer
+
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    return AutoTokenizer.from_pretrained(model_dir, **kwargs)(prompt)["input_ids"]
+
+
 def hf_greedy(
-    model_dir: str, prompts: list[list[int]], n: int, dtype: torch.dtype = torch.float32,
+    model_dir: str, prompts: list[str] | list[list[int]], n: int, dtype: torch.dtype = torch.float32,
     gguf_file: str | None = None,
 ) -> list[list[int]]:
-    """HF ``generate(do_sample=False)`` of ``n`` new tokens for each prompt (token ids), one at a
-    time, never stopping early at EOS."""
+    """HF ``generate(do_sample=False)`` of ``n`` new token ids for each prompt (text or ids), one
+    at a time, never stopping early at EOS."""
     model = hf_model(model_dir, dtype, gguf_file)
     outs = []
     with torch.no_grad():
-        for ids in prompts:
+        for prompt in prompts:
+            ids = to_ids(model_dir, prompt, gguf_file)
             x = torch.tensor([ids])
             y = model.generate(
                 x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=n,
@@ -50,9 +61,12 @@ def hf_logits(model_dir: str, ids: list[int], dtype: torch.dtype = torch.float32
         return model(torch.tensor([ids])).logits[0].float()
 
 
-def hf_top_logprobs(model_dir: str, ids: list[int], k: int, dtype: torch.dtype = torch.float32,
+def hf_top_logprobs(model_dir: str, prompt: str | list[int], k: int,
+                    dtype: torch.dtype = torch.float32,
                     gguf_file: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(top-k logprobs [T, k], their token ids [T, k]) of HF at every prompt position."""
+    """(top-k logprobs [T, k], their token ids [T, k]) of HF at every position of ``prompt``
+    (text or ids; pass prompt + generated ids to score a continuation)."""
+    ids = to_ids(model_dir, prompt, gguf_file)
     logprobs = torch.log_softmax(hf_logits(model_dir, ids, dtype, gguf_file), dim=-1)
     return logprobs.topk(k, dim=-1)
 
@@ -104,6 +118,8 @@ def our_logits(model: torch.nn.Module, ids: list[int]) -> torch.Tensor:
 def our_greedy(model: torch.nn.Module, ids: list[int], n: int) -> list[int]:
     """Greedy continuation by re-running the full forward each step (standalone attention)."""
     seq = list(ids)
-    for _ in range(n):
-        seq.append(int(our_logits(model, seq)[-1].argmax()))
+    with torch.no_grad():
+        for _ in range(n):
+            hidden = model(torch.tensor(seq, dtype=torch.long), torch.arange(len(seq)))  # [T, H]
+            seq.append(int(model.compute_logits(hidden[-1:])[0].argmax()))  # last position only
     return seq[len(ids):]

@@ -13,8 +13,9 @@ import platform as py_platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import click
 import torch
@@ -40,8 +41,10 @@ class Result:
     dtype: str
     shape: str
     median_ms: float
-    speedup: float
-    gbps: float
+    min_ms: float
+    speedup: float  # native median / this median
+    speedup_min: float  # native min / this min (robust when other processes share the CPU)
+    gbps: float  # bytes moved / median time
 
 
 def _norm_cases(dt: torch.dtype, dev: str, tokens: int, hidden: int) -> list[Case]:
@@ -118,8 +121,10 @@ def build_cases(dt: torch.dtype, dev: str, gpu: bool) -> list[Case]:
     return cases
 
 
-def time_call(fn: Callable[[], Any], iters: int, warmup: int, sync: Callable[[], None]) -> float:
-    """Median wall time of fn() in milliseconds."""
+def time_call(
+    fn: Callable[[], Any], iters: int, warmup: int, sync: Callable[[], None]
+) -> tuple[float, float]:
+    """(median, min) wall time of fn() in milliseconds."""
     for _ in range(warmup):
         fn()
     sync()
@@ -129,7 +134,7 @@ def time_call(fn: Callable[[], Any], iters: int, warmup: int, sync: Callable[[],
         fn()
         sync()
         times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return statistics.median(times), min(times)
 
 
 def impl_methods(layer: Any) -> list[str]:
@@ -145,13 +150,13 @@ def bench_case(case: Case, dtype_name: str, iters: int, warmup: int) -> list[Res
 
     sync = current_platform.synchronize
     rows: list[Result] = []
-    native_ms = 0.0
+    native = (0.0, 0.0)
     for method in ["native", *impl_methods(case.layer)]:
         fn = getattr(case.layer, f"forward_{method}")
-        ms = time_call(lambda: case.call(fn), iters, warmup, sync)
-        native_ms = ms if method == "native" else native_ms
-        rows.append(Result(case.op, method, dtype_name, case.shape, ms, native_ms / ms,
-                           case.nbytes / (ms * 1e-3) / 1e9))
+        ms, best = time_call(lambda fn=fn: case.call(fn), iters, warmup, sync)
+        native = (ms, best) if method == "native" else native
+        rows.append(Result(case.op, method, dtype_name, case.shape, ms, best, native[0] / ms,
+                           native[1] / best, case.nbytes / (ms * 1e-3) / 1e9))
     return rows
 
 
@@ -176,12 +181,13 @@ def machine() -> dict[str, Any]:
 
 
 def format_table(rows: list[Result]) -> str:
-    head = f"| {'op':<18} | {'impl':<6} | {'dtype':<5} | {'shape':<26} | {'median ms':>9} | {'vs native':>9} | {'GB/s':>7} |"
-    sep = "|" + "|".join("-" * (len(c) - 0) for c in head.split("|")[1:-1]) + "|"
+    head = (f"| {'op':<18} | {'impl':<6} | {'dtype':<5} | {'shape':<26} | {'median ms':>9} "
+            f"| {'min ms':>9} | {'vs native':>9} | {'(min)':>8} | {'GB/s':>7} |")
+    sep = "|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|"
     lines = [head, sep]
     for r in rows:
         lines.append(f"| {r.op:<18} | {r.impl:<6} | {r.dtype:<5} | {r.shape:<26} | {r.median_ms:>9.3f} "
-                     f"| {r.speedup:>8.2f}x | {r.gbps:>7.2f} |")
+                     f"| {r.min_ms:>9.3f} | {r.speedup:>8.2f}x | {r.speedup_min:>7.2f}x | {r.gbps:>7.2f} |")
     return "\n".join(lines)
 
 

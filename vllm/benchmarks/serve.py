@@ -81,6 +81,9 @@ async def _one_request(session: Any, url: str, payload: dict[str, Any]) -> Reque
                 if data == "[DONE]":
                     break
                 body = json.loads(data)
+                if body.get("error"):
+                    res.error = str(body["error"].get("message", body["error"]))[:200]
+                    return res
                 if body.get("usage"):
                     res.prompt_tokens = body["usage"].get("prompt_tokens", 0)
                     res.output_tokens = body["usage"].get("completion_tokens", 0)

@@ -71,6 +71,7 @@ class Scheduler:
         self.waiting = WaitQueue(config.policy)
         self.running: list[Request] = []
         self._finished_ids: set[str] = set()  # to tell the workers next step
+        self._preempted_ids: set[str] = set()
         self.num_preemptions = 0
 
     # ---- request lifecycle ------------------------------------------------------------
@@ -97,6 +98,7 @@ class Scheduler:
         self.kv.free(req)
         self.requests.pop(req.request_id, None)
         self._finished_ids.add(req.request_id)
+        self._preempted_ids.discard(req.request_id)
 
     def has_unfinished_requests(self) -> bool:
         return bool(self.requests)
@@ -109,6 +111,7 @@ class Scheduler:
         req.num_preemptions += 1
         self.num_preemptions += 1
         self._finished_ids.add(req.request_id)  # workers drop it; it comes back as new
+        self._preempted_ids.add(req.request_id)
         self.waiting.add(req, front=True)
 
     def _pick_victim(self) -> Request:
@@ -127,7 +130,8 @@ class Scheduler:
             self.requests[rid].num_computed_tokens += n
         out.total_num_scheduled_tokens = sum(out.num_scheduled_tokens.values())
         out.finished_req_ids = self._finished_ids
-        self._finished_ids = set()
+        out.preempted_req_ids = self._preempted_ids
+        self._finished_ids, self._preempted_ids = set(), set()
         return out
 
     def _schedule_running(self, out: SchedulerOutput, budget: int) -> tuple[int, bool]:

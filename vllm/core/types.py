@@ -77,6 +77,9 @@ class SchedulerOutput:
     num_scheduled_tokens: dict[str, int] = field(default_factory=dict)  # in batch order
     total_num_scheduled_tokens: int = 0
     finished_req_ids: set[str] = field(default_factory=set)  # workers drop these
+    # Subset of finished_req_ids that were preempted: workers keep their sampling generator so a
+    # seeded request continues the same random stream when it resumes.
+    preempted_req_ids: set[str] = field(default_factory=set)
 
     @property
     def is_empty(self) -> bool:

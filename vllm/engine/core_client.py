@@ -97,8 +97,10 @@ class CoreClient:
             except (EOFError, OSError):
                 if self._closing:
                     return
-                code = self.proc.exitcode if not self.proc.is_alive() else None
-                self._on_message(("dead", f"engine core process exited (code {code})"))
+                self.proc.join(2.0)  # the pipe closes just before the exit code is known
+                code = self.proc.exitcode
+                why = f" (signal {-code})" if code is not None and code < 0 else ""
+                self._on_message(("dead", f"engine core process exited with code {code}{why}"))
                 return
             self._on_message(msg)
             if msg[0] == "dead":

@@ -45,6 +45,7 @@ class ModelRunner:
         self.max_num_reqs = vllm_config.scheduler.max_num_seqs
         self.max_num_tokens = int(vllm_config.scheduler.max_num_batched_tokens or 4096)
         self.requests: dict[str, CachedRequestState] = {}
+        self._stashed_generators: dict[str, torch.Generator] = {}  # of preempted requests
         self.model: torch.nn.Module | None = None
         self.kv_caches: list[torch.Tensor] = []
         self.block_size = 0
@@ -125,11 +126,16 @@ class ModelRunner:
     # ---- per step ---------------------------------------------------------------------
     def _update_states(self, so: SchedulerOutput) -> None:
         for rid in so.finished_req_ids:
-            self.requests.pop(rid, None)
+            st = self.requests.pop(rid, None)
+            if rid in so.preempted_req_ids:
+                if st is not None and st.generator is not None:
+                    self._stashed_generators[rid] = st.generator
+            else:
+                self._stashed_generators.pop(rid, None)
         for new in so.new_reqs:
             params = new.sampling_params
-            gen = None
-            if params.seed is not None:
+            gen = self._stashed_generators.pop(new.req_id, None)
+            if gen is None and params.seed is not None:
                 gen = torch.Generator(device=self.device)
                 gen.manual_seed(params.seed)
             self.requests[new.req_id] = CachedRequestState(

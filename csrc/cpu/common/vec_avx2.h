@@ -38,6 +38,11 @@ struct VecAvx2 {
   static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
   static R div(R a, R b) { return _mm256_div_ps(a, b); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  // 1/x: 12-bit estimate + one Newton step (~2e-7 relative; x must be finite and non-zero).
+  static R rcp(R x) {
+    R r = _mm256_rcp_ps(x);
+    return _mm256_mul_ps(r, _mm256_fnmadd_ps(x, r, set1(2.0f)));
+  }
   static R max(R a, R b) { return _mm256_max_ps(a, b); }
   static R copysign(R mag, R sgn) {
     const R m = _mm256_set1_ps(-0.0f);

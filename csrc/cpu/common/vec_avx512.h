@@ -36,6 +36,11 @@ struct VecAvx512 {
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R div(R a, R b) { return _mm512_div_ps(a, b); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  // 1/x: 14-bit estimate + one Newton step (~1e-7 relative; x must be finite and non-zero).
+  static R rcp(R x) {
+    R r = _mm512_rcp14_ps(x);
+    return _mm512_mul_ps(r, _mm512_fnmadd_ps(x, r, set1(2.0f)));
+  }
   static R max(R a, R b) { return _mm512_max_ps(a, b); }
   static R copysign(R mag, R sgn) {
     const __m512i m = _mm512_set1_epi32(0x80000000);

@@ -22,6 +22,7 @@ struct VecScalar {
   static R mul(R a, R b) { return a * b; }
   static R div(R a, R b) { return a / b; }
   static R fma(R a, R b, R c) { return a * b + c; }
+  static R rcp(R x) { return 1.0f / x; }
   static R max(R a, R b) { return a > b ? a : b; }
   static R exp(R x) { return std::exp(x); }
   static R copysign(R mag, R sgn) { return std::copysign(mag, sgn); }

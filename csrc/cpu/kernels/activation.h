@@ -10,7 +10,7 @@ namespace {
 template <class V>
 typename V::R vsilu(typename V::R x) {
   const typename V::R one = V::set1(1.0f);
-  return V::div(x, V::add(one, V::exp(V::sub(V::zero(), x))));
+  return V::mul(x, V::rcp(V::add(one, V::exp(V::sub(V::zero(), x)))));
 }
 
 // erf by Abramowitz & Stegun 7.1.26 (|abs err| < 1.5e-7), odd-extended to negative inputs.
@@ -18,7 +18,7 @@ template <class V>
 typename V::R verf(typename V::R x) {
   using R = typename V::R;
   R ax = V::max(x, V::sub(V::zero(), x));
-  R t = V::div(V::set1(1.0f), V::fma(V::set1(0.3275911f), ax, V::set1(1.0f)));
+  R t = V::rcp(V::fma(V::set1(0.3275911f), ax, V::set1(1.0f)));
   R p = V::set1(1.061405429f);
   p = V::fma(p, t, V::set1(-1.453152027f));
   p = V::fma(p, t, V::set1(1.421413741f));
@@ -41,7 +41,7 @@ typename V::R vgelu_tanh(typename V::R x) {
   R x3 = V::mul(V::mul(x, x), x);
   R u = V::mul(V::set1(0.79788456f), V::fma(V::set1(0.044715f), x3, x));
   // tanh(u) = 1 - 2 / (exp(2u) + 1)
-  R th = V::sub(V::set1(1.0f), V::div(V::set1(2.0f), V::add(V::exp(V::add(u, u)), V::set1(1.0f))));
+  R th = V::fma(V::set1(-2.0f), V::rcp(V::add(V::exp(V::add(u, u)), V::set1(1.0f))), V::set1(1.0f));
   return V::mul(V::mul(V::set1(0.5f), x), V::add(V::set1(1.0f), th));
 }
 

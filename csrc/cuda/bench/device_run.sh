@@ -18,6 +18,7 @@ if [[ $STAGES == *build* ]]; then
   echo "build rc=$? in $(( $(date +%s) - start ))s"
   grep -E "error|Error|FAILED" $OUT/build.log | head -40
   ls -la vllm/*.so
+  readelf -d vllm/_C*.so | grep -E "NEEDED.*(stdc|c10)"; grep "C++ runtime" $OUT/build.log; env | grep -iE "^(LDFLAGS|CXXFLAGS|CFLAGS)=" || true
 fi
 python3 -c "import vllm._C, torch; print('import ok', torch.ops._C.paged_attention)" 2>&1 | tail -3
 if [[ $STAGES == *test* ]]; then
@@ -33,4 +34,7 @@ if [[ $STAGES == *bench* ]]; then
   timeout 200 python3 csrc/cuda/bench/bench_ops.py --json $OUT/ops_cuda.json ${BENCH_ONLY:+--only "$BENCH_ONLY"} \
     > $OUT/bench.log 2>&1
   echo "bench rc=$?"; cat $OUT/bench.log
+  timeout 150 python3 -m vllm.entrypoints.cli bench ops --dtype bf16 --json $OUT/vllm_bench_ops.json \
+    > $OUT/vllm_bench_ops.log 2>&1
+  echo "vllm bench ops rc=$?"; tail -30 $OUT/vllm_bench_ops.log
 fi

@@ -83,8 +83,9 @@ class FusedMoE(CustomOp):
         if expert_id is None:
             if shard_id == "w13":  # [E, 2I_total, H]: take this rank's rows of gate and of up
                 half = loaded_weight.shape[1] // 2
-                g = loaded_weight[:, :half].narrow(1, r * n, n) if half == n * self.tp_size else loaded_weight[:, :half]
-                u = loaded_weight[:, half:].narrow(1, r * n, n) if half == n * self.tp_size else loaded_weight[:, half:]
+                g, u = loaded_weight[:, :half], loaded_weight[:, half:]
+                if half == n * self.tp_size:
+                    g, u = g.narrow(1, r * n, n), u.narrow(1, r * n, n)
                 loaded_weight = torch.cat([g, u], dim=1)
             elif loaded_weight.shape[-1] == n * self.tp_size:
                 loaded_weight = loaded_weight.narrow(2, r * n, n)

@@ -67,7 +67,8 @@ class LinearBase(nn.Module):
         return self.gemm(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
-        return f"in={self.input_size}, out={self.output_size}, bias={self.bias is not None}, tp={self.tp_size}"
+        bias = self.bias is not None
+        return f"in={self.input_size}, out={self.output_size}, bias={bias}, tp={self.tp_size}"
 
 
 class ReplicatedLinear(LinearBase):
@@ -181,7 +182,9 @@ class QKVParallelLinear(ColumnParallelLinear):
 
     def weight_loader(self, param, loaded_weight, shard_id=None):  # type: ignore[no-untyped-def]
         if shard_id not in ("q", "k", "v"):
-            raise ValueError(f"weight {param.param_name!r}: shard_id must be 'q', 'k' or 'v', got {shard_id!r}")
+            raise ValueError(
+                f"weight {param.param_name!r}: shard_id must be 'q', 'k' or 'v', got {shard_id!r}"
+            )
         if shard_id == "q":
             offset, size, rank_slot = 0, self.q_size, self.tp_rank
         else:

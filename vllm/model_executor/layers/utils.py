@@ -10,12 +10,12 @@ environment variable ``VLLM_GEMM_OVERRIDE=module:function`` or with ``set_gemm_o
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-GemmFn = Callable[[torch.Tensor, torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
+GemmFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 _override: str | GemmFn | None = None
 

@@ -38,7 +38,8 @@ class VocabParallelEmbedding(nn.Module):
         self.start = self.tp_rank * self.per_rank
         self.end = self.start + self.per_rank
         self.prefix = prefix
-        self.weight = nn.Parameter(torch.zeros(self.per_rank, embedding_dim, dtype=dtype), requires_grad=False)
+        weight = torch.zeros(self.per_rank, embedding_dim, dtype=dtype)  # [vocab / tp, H]
+        self.weight = nn.Parameter(weight, requires_grad=False)
         self.weight.weight_loader = self.weight_loader  # type: ignore[attr-defined]
         self.weight.param_name = f"{prefix}.weight" if prefix else "weight"  # type: ignore[attr-defined]
 
@@ -68,7 +69,10 @@ class VocabParallelEmbedding(nn.Module):
         return tp_all_reduce(out)
 
     def extra_repr(self) -> str:
-        return f"vocab={self.num_embeddings}, padded={self.padded_vocab}, dim={self.embedding_dim}, tp={self.tp_size}"
+        return (
+            f"vocab={self.num_embeddings}, padded={self.padded_vocab}, dim={self.embedding_dim}, "
+            f"tp={self.tp_size}"
+        )
 
 
 class ParallelLMHead(VocabParallelEmbedding):

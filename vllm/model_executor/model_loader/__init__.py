@@ -6,16 +6,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import torch
 
+from vllm.logger import init_logger
 from vllm.model_executor.model_loader.resolve import (
     ResolvedModel,
     default_model_path,
     resolve_model,
 )
 from vllm.model_executor.model_loader.weights import check_and_copy, iter_folder_weights
+
+logger = init_logger(__name__)
 
 __all__ = [
     "ResolvedModel",
@@ -54,6 +58,7 @@ def build_model(resolved: ResolvedModel, device: torch.device) -> torch.nn.Modul
 def load_model(resolved: ResolvedModel, device: torch.device) -> torch.nn.Module:
     """Build the model on ``device`` and load every weight; a tensor the checkpoint lacks raises
     ValueError naming it."""
+    start = time.perf_counter()
     model = build_model(resolved, torch.device(device))
     loaded = model.load_weights(iter_weights(resolved))
     if loaded is not None:  # backstop: the model's own load_weights should already raise
@@ -64,4 +69,8 @@ def load_model(resolved: ResolvedModel, device: torch.device) -> torch.nn.Module
             shown = ", ".join(missing[:8]) + (f" (+{len(missing) - 8} more)"
                                               if len(missing) > 8 else "")
             raise ValueError(f"checkpoint {resolved.path} is missing weights for: {shown}")
+    nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    logger.info("loaded %s (%s, %.1f MiB of %s weights) on %s in %.2f s", resolved.architecture,
+                resolved.path, nbytes / 2**20, str(resolved.dtype).removeprefix("torch."),
+                device, time.perf_counter() - start)
     return model.eval()

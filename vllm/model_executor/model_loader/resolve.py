@@ -66,7 +66,8 @@ def download_hub_model(repo_id: str, revision: str | None) -> str:
     try:
         from huggingface_hub import snapshot_download
 
-        return snapshot_download(repo_id, revision=revision, allow_patterns=_HUB_PATTERNS)
+        return snapshot_download(repo_id, revision=revision, allow_patterns=_HUB_PATTERNS,
+                                 ignore_patterns=["consolidated*", "original/*"])
     except Exception as e:  # offline, unknown repo, gated repo, ...
         raise ValueError(f"model {repo_id!r} is not a local path and could not be fetched from "
                          f"the Hugging Face hub: {e}") from e

@@ -50,7 +50,10 @@ def safetensors_files(folder: str) -> list[str]:
     files = _from_index(folder, SAFETENSORS_INDEX)
     if files is not None:
         return files
-    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".safetensors"))
+    names = sorted(n for n in os.listdir(folder) if n.endswith(".safetensors"))
+    # Mistral-style repos add consolidated.safetensors (other tensor names) beside the HF files.
+    hf_names = [n for n in names if not n.startswith("consolidated")]
+    return [os.path.join(folder, n) for n in (hf_names or names)]
 
 
 def pickle_files(folder: str) -> list[str]:
@@ -78,13 +81,23 @@ def iter_safetensors(files: list[str]) -> Iterator[tuple[str, torch.Tensor]]:
             raise ValueError(f"cannot read safetensors file {path}: {e}") from e
 
 
+def _torch_load(path: str) -> object:
+    """``torch.load(weights_only=True)``, memory-mapped when the file format allows it."""
+    try:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            if "mmap" not in str(e):  # legacy (pre zip) files cannot be memory-mapped
+                raise
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors come in many types
+        raise ValueError(f"cannot load pickle checkpoint {path}: {e}") from e
+
+
 def iter_pickle(files: list[str]) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, tensor) from pickle checkpoints, loaded with ``weights_only=True`` (no code runs)."""
     for path in files:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except Exception as e:  # unpickling errors come in many types
-            raise ValueError(f"cannot load pickle checkpoint {path}: {e}") from e
+        state = _torch_load(path)
         if not isinstance(state, dict):
             raise ValueError(f"pickle checkpoint {path} holds a {type(state).__name__}, "
                              "not a state dict")

@@ -5,7 +5,8 @@ the fused ``c_attn`` [H, 3H] is split into our q/k/v shards."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -29,7 +30,9 @@ class GPT2Attention(nn.Module):
         self.head_dim = hidden // heads
         self.c_attn = QKVParallelLinear(hidden, self.head_dim, heads, heads, True, dtype, f"{prefix}.c_attn")
         self.c_proj = RowParallelLinear(hidden, hidden, True, dtype=dtype, prefix=f"{prefix}.c_proj")
-        self.attn = Attention(heads // get_tp_size(), self.head_dim, self.head_dim**-0.5, prefix=f"{prefix}.attn")
+        self.attn = Attention(
+            heads // get_tp_size(), self.head_dim, self.head_dim**-0.5, prefix=f"{prefix}.attn"
+        )
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         q, k, v = self.c_attn.split_qkv(self.c_attn(hidden))  # [T, H/tp] x3
@@ -40,8 +43,9 @@ class GPT2MLP(nn.Module):
     def __init__(self, config: Any, dtype: torch.dtype, prefix: str) -> None:
         super().__init__()
         inner = config.n_inner or 4 * config.hidden_size
-        self.c_fc = ColumnParallelLinear(config.hidden_size, inner, True, dtype=dtype, prefix=f"{prefix}.c_fc")
-        self.c_proj = RowParallelLinear(inner, config.hidden_size, True, dtype=dtype, prefix=f"{prefix}.c_proj")
+        hidden = config.hidden_size
+        self.c_fc = ColumnParallelLinear(hidden, inner, True, dtype=dtype, prefix=f"{prefix}.c_fc")
+        self.c_proj = RowParallelLinear(inner, hidden, True, dtype=dtype, prefix=f"{prefix}.c_proj")
         self.act = get_act_fn(config.activation_function)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,11 +69,14 @@ class GPT2Block(nn.Module):
 class GPT2Model(nn.Module):
     def __init__(self, config: Any, dtype: torch.dtype, prefix: str) -> None:
         super().__init__()
-        self.wte = VocabParallelEmbedding(config.vocab_size, config.hidden_size, dtype, prefix=f"{prefix}.wte")
+        hidden = config.hidden_size
+        self.wte = VocabParallelEmbedding(config.vocab_size, hidden, dtype, prefix=f"{prefix}.wte")
         self.wpe = VocabParallelEmbedding(
             config.max_position_embeddings, config.hidden_size, dtype, prefix=f"{prefix}.wpe"
         )
-        self.h = nn.ModuleList(GPT2Block(config, dtype, f"{prefix}.h.{i}") for i in range(config.num_hidden_layers))
+        self.h = nn.ModuleList(
+            GPT2Block(config, dtype, f"{prefix}.h.{i}") for i in range(config.num_hidden_layers)
+        )
         self.ln_f = LayerNorm(config.hidden_size, config.layer_norm_epsilon, dtype)
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -85,7 +92,9 @@ class GPT2LMHeadModel(nn.Module):
         self.config = hf_config
         self.transformer = GPT2Model(hf_config, dtype, "transformer")
         self.tie_word_embeddings = bool(getattr(hf_config, "tie_word_embeddings", True))
-        self.lm_head = ParallelLMHead(hf_config.vocab_size, hf_config.hidden_size, dtype=dtype, prefix="lm_head")
+        self.lm_head = ParallelLMHead(
+            hf_config.vocab_size, hf_config.hidden_size, dtype=dtype, prefix="lm_head"
+        )
         if self.tie_word_embeddings:
             self.lm_head.tie_weights(self.transformer.wte)
         self.logits_processor = LogitsProcessor(hf_config.vocab_size)
@@ -111,7 +120,7 @@ class GPT2LMHeadModel(nn.Module):
             tensor = tensor.t()  # Conv1D [in, out] -> [out, in]
         if ".c_attn." in name and name in params:
             param = params[name]
-            for shard, part in zip("qkv", tensor.chunk(3, dim=0)):
+            for shard, part in zip("qkv", tensor.chunk(3, dim=0), strict=False):
                 param.weight_loader(param, part, shard)  # type: ignore[attr-defined]
             return name
         if name.endswith(_CONV1D) and name in params:

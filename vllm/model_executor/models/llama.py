@@ -5,7 +5,8 @@ models (their own MLP)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -30,7 +31,9 @@ class LlamaMLP(nn.Module):
         self.gate_up_proj = MergedColumnParallelLinear(
             hidden_size, [intermediate_size] * 2, bias, dtype, f"{prefix}.gate_up_proj"
         )
-        self.down_proj = RowParallelLinear(intermediate_size, hidden_size, bias, dtype=dtype, prefix=f"{prefix}.down_proj")
+        self.down_proj = RowParallelLinear(
+            intermediate_size, hidden_size, bias, dtype=dtype, prefix=f"{prefix}.down_proj"
+        )
         self.act_fn = get_gated_act_fn(hidden_act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -144,7 +147,9 @@ class LlamaForCausalLM(nn.Module):
         self.dtype = dtype
         self.model = LlamaModel(hf_config, dtype, "model", type(self).layer_cls)
         self.tie_word_embeddings = bool(getattr(hf_config, "tie_word_embeddings", False))
-        self.lm_head = ParallelLMHead(hf_config.vocab_size, hf_config.hidden_size, dtype=dtype, prefix="lm_head")
+        self.lm_head = ParallelLMHead(
+            hf_config.vocab_size, hf_config.hidden_size, dtype=dtype, prefix="lm_head"
+        )
         if self.tie_word_embeddings:
             self.lm_head.tie_weights(self.model.embed_tokens)
         self.logits_processor = LogitsProcessor(hf_config.vocab_size)

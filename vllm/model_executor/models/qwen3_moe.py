@@ -4,7 +4,8 @@ on every ``decoder_sparse_step``-th layer not in ``mlp_only_layers``, dense MLP 
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -45,7 +46,9 @@ class Qwen3MoeDecoderLayer(Qwen3DecoderLayer):
             and (layer_idx + 1) % config.decoder_sparse_step == 0
         )
         if not sparse:
-            return LlamaMLP(config.hidden_size, config.intermediate_size, config.hidden_act, False, dtype, prefix)
+            return LlamaMLP(
+                config.hidden_size, config.intermediate_size, config.hidden_act, False, dtype, prefix
+            )
         return SparseMoeBlock(
             config.hidden_size, config.num_experts, config.num_experts_per_tok,
             config.moe_intermediate_size, bool(config.norm_topk_prob), dtype, prefix,

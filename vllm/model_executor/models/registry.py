@@ -51,7 +51,9 @@ def register_model(architecture: str, cls_or_path: type[nn.Module] | str) -> Non
         if ":" not in cls_or_path:
             raise ValueError(f"register_model({architecture!r}): path {cls_or_path!r} must be 'module:Class'")
     elif not (isinstance(cls_or_path, type) and issubclass(cls_or_path, nn.Module)):
-        raise ValueError(f"register_model({architecture!r}): expected an nn.Module subclass or 'module:Class'")
+        raise ValueError(
+            f"register_model({architecture!r}): expected an nn.Module subclass or 'module:Class'"
+        )
     if architecture in _MODELS:
         logger.info("model architecture %s is overridden by %r", architecture, cls_or_path)
     _MODELS[architecture] = cls_or_path

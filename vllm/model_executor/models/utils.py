@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -66,7 +67,8 @@ def load_by_name(
         if target is None:
             target = _load_one(name, tensor, params, stacked)
         if target is None:
-            raise ValueError(f"checkpoint tensor {ckpt_name!r} matches no parameter of {type(model).__name__}")
+            owner = type(model).__name__
+            raise ValueError(f"checkpoint tensor {ckpt_name!r} matches no parameter of {owner}")
         loaded.add(target)
     check_all_loaded(model, params, loaded)
     return loaded
