@@ -42,7 +42,7 @@ TARGET = resolve_target()
 
 def cpu_isa() -> str:
     try:
-        flags = next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split()
+        flags = next(ln for ln in open("/proc/cpuinfo") if ln.startswith("flags")).split()
     except (OSError, StopIteration):
         return "unknown"
     return "avx512" if "avx512f" in flags else ("avx2" if "avx2" in flags else "scalar")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+
 # One position's top-N: token id -> (logprob, rank, decoded token)
 @dataclass
 class Logprob:

@@ -53,11 +53,13 @@ class SamplingParams:
 
     # ---- validation ------------------------------------------------------------------
     def validate(self) -> None:
-        _check(isinstance(self.n, int) and 1 <= self.n <= self.max_n, "n", f"must be in [1, {self.max_n}], got {self.n}")
+        _check(isinstance(self.n, int) and 1 <= self.n <= self.max_n, "n",
+               f"must be in [1, {self.max_n}], got {self.n}")
         _check(self.temperature >= 0.0, "temperature", f"must be >= 0, got {self.temperature}")
         _check(self.temperature <= 100.0, "temperature", f"must be <= 100, got {self.temperature}")
         _check(0.0 < self.top_p <= 1.0, "top_p", f"must be in (0, 1], got {self.top_p}")
-        _check(isinstance(self.top_k, int) and self.top_k >= 0, "top_k", f"must be -1, 0 (off) or >= 1, got {self.top_k}")
+        _check(isinstance(self.top_k, int) and self.top_k >= 0, "top_k",
+               f"must be -1, 0 (off) or >= 1, got {self.top_k}")
         _check(0.0 <= self.min_p <= 1.0, "min_p", f"must be in [0, 1], got {self.min_p}")
         for name in ("presence_penalty", "frequency_penalty"):
             value = getattr(self, name)
@@ -89,7 +91,9 @@ class SamplingParams:
 
     def check_vocab(self, vocab_size: int) -> None:
         """Token ids the request names must exist in the model's vocabulary."""
-        for name, ids in (("logit_bias", list((self.logit_bias or {}).keys())), ("stop_token_ids", self.stop_token_ids)):
+        bias_ids = list((self.logit_bias or {}).keys())
+        named = (("logit_bias", bias_ids), ("stop_token_ids", self.stop_token_ids))
+        for name, ids in named:
             bad = [int(t) for t in ids if not 0 <= int(t) < vocab_size]
             _check(not bad, name, f"token ids {bad[:5]} are outside the vocabulary [0, {vocab_size})")
 

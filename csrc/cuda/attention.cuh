@@ -13,11 +13,14 @@ namespace vllm {
 
 constexpr int kAttnThreads = 128;
 constexpr int kAttnMaxPart = 512;  // max context tokens per block
-constexpr int kAttnUnroll = 4;     // tokens in flight per lane group
-constexpr bool kAttnOnePass = true;  // see attention_onepass.cuh
-// Blocks per SM the register budget must allow. H100, decode bf16 d128: MHA (CG 1) went from
-// 75% to 94% of 3 TB/s when capped at 64 registers (8 blocks); GQA (CG 4) got slower at 80.
-constexpr int attn_min_blocks(int cg) { return cg <= 2 ? 8 : (cg == 4 ? 5 : 1); }
+constexpr int kAttnUnroll = 4;     // two-pass: K (then V) rows in flight per lane group
+constexpr int kAttnUnrollOnePass = 2;  // one-pass: K and V rows in flight per lane group
+// Which body a block of CG q heads runs. H100, decode bf16 d128 256x1024 (tables in
+// benchmarks/ops_cuda.md): GQA CG=4 one-pass 567 us vs two-pass 629 us; MHA two-pass 192 us.
+constexpr bool attn_one_pass_for(int cg) { return cg >= 4; }
+// Blocks per SM the register budget must allow. MHA two-pass capped at 64 registers (8 blocks)
+// went from 75% to 94% of 3 TB/s; the one-pass body spills under any cap, so it gets none.
+constexpr int attn_min_blocks(int cg) { return attn_one_pass_for(cg) ? 1 : 8; }
 
 struct AttnParams {
   void* out;

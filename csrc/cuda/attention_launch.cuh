@@ -6,15 +6,20 @@
 
 namespace vllm {
 
+template <typename T, int D, int CG>
+void launch_cg(dim3 grid, const AttnParams& p, vllm_stream_t stream) {
+  paged_attention_kernel<T, D, CG, attn_one_pass_for(CG)><<<grid, kAttnThreads, 0, stream>>>(p);
+}
+
 template <typename T, int D>
 void launch_attn_d(const AttnParams& p, int cg, int num_tokens, vllm_stream_t stream) {
   const int chunks = p.num_q_heads / p.num_kv_heads / cg;
   dim3 grid(num_tokens, p.num_kv_heads * chunks, p.num_splits);
   switch (cg) {
-    case 8: paged_attention_kernel<T, D, 8, kAttnOnePass><<<grid, kAttnThreads, 0, stream>>>(p); break;
-    case 4: paged_attention_kernel<T, D, 4, kAttnOnePass><<<grid, kAttnThreads, 0, stream>>>(p); break;
-    case 2: paged_attention_kernel<T, D, 2, kAttnOnePass><<<grid, kAttnThreads, 0, stream>>>(p); break;
-    default: paged_attention_kernel<T, D, 1, kAttnOnePass><<<grid, kAttnThreads, 0, stream>>>(p); break;
+    case 8: launch_cg<T, D, 8>(grid, p, stream); break;
+    case 4: launch_cg<T, D, 4>(grid, p, stream); break;
+    case 2: launch_cg<T, D, 2>(grid, p, stream); break;
+    default: launch_cg<T, D, 1>(grid, p, stream); break;
   }
   if (p.num_splits > 1) {
     attn_reduce_kernel<T, D><<<dim3(num_tokens, p.num_q_heads), D, 0, stream>>>(p);

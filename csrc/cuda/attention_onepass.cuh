@@ -27,7 +27,7 @@ VLLM_D void attn_one_pass(const AttnParams& p, const int64_t* koff, const int64_
 #pragma unroll
       for (int e = 0; e < L::ELEMS; ++e) acc[g][v][e] = 0.f;
   }
-  constexpr int U = kAttnUnroll;
+  constexpr int U = kAttnUnrollOnePass;
   constexpr int STEP = L::TPW * U;
   for (int base = warp * STEP; base < n; base += L::NWARPS * STEP) {  // warp-uniform loop
     V kv[U][L::VPL], vv[U][L::VPL];

@@ -11,7 +11,7 @@ from vllm import LLM, SamplingParams
 from vllm.executor.multiproc import MultiprocExecutor
 
 # Tiny checkpoints have 4 attention heads and 2 KV heads: both divide by 2.
-ARCHS = ["llama", "qwen2", "mixtral"]
+ARCHS = ["llama", "qwen2", "mixtral", "qwen3_moe"]
 
 
 @pytest.mark.timeout(600)

@@ -141,12 +141,22 @@ def test_disconnect_frees_blocks(server: RemoteServer) -> None:
             "temperature": 0, "ignore_eos": True, "stream": True}
     with httpx.stream("POST", f"{server.url}/v1/completions", json=body, timeout=30) as resp:
         assert resp.status_code == 200
-        for i, _ in enumerate(resp.iter_lines()):
-            if i >= 3:
-                break
-        assert server.metric("vllm:kv_cache_allocated_blocks") > 0
+        lines = resp.iter_lines()  # keep a reference: dropping the iterator closes the stream
+        assert next(lines).startswith("data:")
+        assert server.metric("vllm:kv_cache_allocated_blocks") > 0  # still generating
+    # leaving the block closes the connection mid-stream
     assert _wait_blocks_free(server) == 0
     assert server.metric("vllm:request_aborted_total") >= 1
+
+
+def test_disconnect_non_streaming(server: RemoteServer) -> None:
+    before = server.metric("vllm:request_aborted_total")
+    body = {"model": MODEL, "prompt": "Another long story", "max_tokens": 240,
+            "temperature": 0, "ignore_eos": True}
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(f"{server.url}/v1/completions", json=body, timeout=0.3)
+    assert _wait_blocks_free(server) == 0
+    assert server.metric("vllm:request_aborted_total") == before + 1
 
 
 @pytest.mark.parametrize("path,body,status,param", [

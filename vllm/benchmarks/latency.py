@@ -34,17 +34,19 @@ def latency_cmd(batch_size: int, input_len: int, output_len: int, num_iters_warm
     for _ in range(num_iters_warmup):
         llm.generate(prompts, params, use_tqdm=False)
     times = []
+    cpu_start = time.process_time()
     for _ in range(num_iters):
         start = time.perf_counter()
         llm.generate(prompts, params, use_tqdm=False)
         times.append(time.perf_counter() - start)
     avg = statistics.fmean(times)
+    cpu = (time.process_time() - cpu_start) / num_iters
     result = {
         "batch_size": batch_size, "input_len": input_len, "output_len": output_len,
         "avg_latency_s": avg, "latencies_s": times,
         "output_tok_per_s": batch_size * output_len / avg,
         "total_tok_per_s": batch_size * (input_len + output_len) / avg,
-        "startup_s": startup, **machine_info(),
+        "startup_s": startup, "avg_process_cpu_s": cpu, **machine_info(),
     }
     click.echo(f"avg latency: {avg:.3f} s over {num_iters} iters "
                f"(batch {batch_size}, {input_len} in / {output_len} out)")

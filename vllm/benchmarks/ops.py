@@ -112,12 +112,25 @@ def _attn_case(dt: torch.dtype, dev: str, seqs: int, ctx: int, hq: int, hk: int,
                 lambda f: f(out, q, kc, vc, bt, seq_lens, qsl, 1, ctx, d**-0.5), nbytes)
 
 
-def build_cases(dt: torch.dtype, dev: str, gpu: bool) -> list[Case]:
-    cases = _norm_cases(dt, dev, 256, 4096)
-    cases += _act_cases(dt, dev, 256, 11008)
-    cases.append(_rope_case(dt, dev, 256, 32, 8, 128))
-    cases.append(_cache_case(dt, dev, 256, 8, 128))
-    cases.append(_attn_case(dt, dev, 256 if gpu else 32, 1024, 32, 8, 128))
+def build_cases(dt: torch.dtype, dev: str, gpu: bool, wanted: set[str]) -> list[Case]:
+    """The cases for the ops in `wanted` (all when empty); inputs are only made for those."""
+    groups: list[tuple[tuple[str, ...], Callable[[], list[Case]]]] = [
+        (("rms_norm", "fused_add_rms_norm"), lambda: _norm_cases(dt, dev, 256, 4096)),
+        (("silu_and_mul", "gelu_and_mul", "gelu_tanh_and_mul"),
+         lambda: _act_cases(dt, dev, 256, 11008)),
+        (("rotary_embedding",), lambda: [_rope_case(dt, dev, 256, 32, 8, 128)]),
+        (("reshape_and_cache",), lambda: [_cache_case(dt, dev, 256, 8, 128)]),
+        (("paged_attention",), lambda: [_attn_case(dt, dev, 256 if gpu else 32, 1024, 32, 8, 128)]),
+    ]
+    known = {name for names, _ in groups for name in names}
+    unknown = wanted - known
+    if unknown:
+        raise click.BadParameter(f"unknown ops {sorted(unknown)}; choose from {sorted(known)}",
+                                 param_hint="--ops")
+    cases: list[Case] = []
+    for names, make in groups:
+        if not wanted or wanted & set(names):
+            cases += [c for c in make() if not wanted or c.op in wanted]
     return cases
 
 
@@ -214,9 +227,8 @@ def ops_cmd(dtypes: str, iters: int, warmup: int, threads: int, only: str, json_
     dev = current_platform.device_type
     rows: list[Result] = []
     for name in names:
-        for case in build_cases(DTYPES[name], dev, gpu=dev != "cpu"):
-            if not wanted or case.op in wanted:
-                rows += bench_case(case, name, iters, warmup)
+        for case in build_cases(DTYPES[name], dev, dev != "cpu", wanted):
+            rows += bench_case(case, name, iters, warmup)
     click.echo(format_table(rows))
     if json_path:
         doc = {"command": " ".join(["vllm", "bench", "ops", *sys.argv[3:]]),

@@ -30,9 +30,9 @@ def throughput_cmd(num_prompts: int, input_len: int, output_len: int, output_jso
     llm, startup = build_llm(kwargs)
     prompts = random_token_prompts(num_prompts, input_len, vocab_size_of(llm))
     params = SamplingParams(temperature=0.0, max_tokens=output_len, ignore_eos=True)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     outs = llm.generate(prompts, params, use_tqdm=use_tqdm)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     out_tokens = sum(len(c.token_ids) for o in outs for c in o.outputs)
     in_tokens = sum(len(o.prompt_token_ids) for o in outs)
     stats = llm.llm_engine.get_stats()
@@ -41,12 +41,14 @@ def throughput_cmd(num_prompts: int, input_len: int, output_len: int, output_jso
         "elapsed_s": elapsed, "requests_per_s": num_prompts / elapsed,
         "input_tok_per_s": in_tokens / elapsed, "output_tok_per_s": out_tokens / elapsed,
         "total_tok_per_s": (in_tokens + out_tokens) / elapsed, "startup_s": startup,
+        # CPU seconds this process used: on a shared machine, wall time / cpu time shows contention
+        "process_cpu_s": cpu,
         "num_preemptions": stats.num_preemptions, **machine_info(),
     }
     click.echo(f"throughput: {result['requests_per_s']:.2f} requests/s, "
                f"{result['input_tok_per_s']:.1f} input tok/s, "
                f"{result['output_tok_per_s']:.1f} output tok/s "
                f"({num_prompts} prompts, {input_len} in / {output_len} out, {elapsed:.1f} s)")
-    click.echo(f"start-up (LLM() to ready): {startup:.1f} s")
+    click.echo(f"start-up (LLM() to ready): {startup:.1f} s; process CPU time {cpu:.1f} s")
     write_json(output_json, result)
     llm.llm_engine.shutdown()

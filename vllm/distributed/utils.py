@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 import socket
 from typing import Any
@@ -69,7 +71,38 @@ def validate_tp_config(hf_config: Any, tp_size: int) -> None:
             raise ValueError(f"{name}={size} is not divisible by tensor_parallel_size={tp_size}")
 
 
-def worker_threads(world_size: int) -> int:
-    """Host compute threads for one of ``world_size`` workers sharing this machine's cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) // world_size)
+def process_cpus() -> list[int]:
+    """CPUs this process may run on: the union over its threads. (Where compute threads are
+    pinned one per core, the calling thread alone may show a single core, and a child process
+    started from it would inherit just that one.)"""
+    cpus: set[int] = set()
+    for status in glob.glob("/proc/self/task/*/status"):
+        with contextlib.suppress(OSError, ValueError):
+            with open(status) as f:
+                for line in f:
+                    if line.startswith("Cpus_allowed_list:"):
+                        cpus.update(_parse_cpu_list(line.split(":", 1)[1]))
+    if not cpus and hasattr(os, "sched_getaffinity"):
+        cpus = set(os.sched_getaffinity(0))
+    return sorted(cpus)
+
+
+def _parse_cpu_list(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.strip().split(","):
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            out.extend(range(int(lo), int(hi) + 1))
+        elif part:
+            out.append(int(part))
+    return out
+
+
+def cpus_for_rank(cpus: list[int], world_size: int, rank: int) -> list[int]:
+    """Rank ``rank``'s equal, disjoint share of ``cpus`` (shared round-robin if too few)."""
+    if not cpus:
+        return []
+    per = len(cpus) // world_size
+    if per == 0:
+        return [cpus[rank % len(cpus)]]
+    return cpus[rank * per : (rank + 1) * per]

@@ -3,13 +3,14 @@ actor). The executors talk to it by method name so both share the same rank-side
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
 import torch
 
 from vllm.config import VllmConfig
-from vllm.distributed.utils import worker_threads
+from vllm.distributed.utils import cpus_for_rank
 
 # Methods an executor may call on the worker, by name (anything else is refused).
 WORKER_METHODS = frozenset(
@@ -24,21 +25,36 @@ class WorkerWrapper:
         self.worker: Any = None
 
     def init_worker(
-        self, config: VllmConfig, resolved: Any, local_rank: int, init_method: str
+        self, config: VllmConfig, resolved: Any, local_rank: int, init_method: str,
+        cpus: list[int] | None = None,
     ) -> int:
-        """Join the TP group, load this rank's shard of the model; returns the KV block size."""
-        from vllm import envs
+        """Join the TP group, load this rank's shard of the model; returns the KV block size.
+
+        ``cpus``: the host CPUs the engine may use, which the ranks on this machine split."""
         from vllm.worker.worker import Worker
 
         # Same seed on every rank: ranks sample from identical (all-gathered) logits, so with the
         # same random stream they draw the same tokens and their inputs never diverge.
         torch.manual_seed(config.model.seed)
-        if envs.VLLM_CPU_NUM_THREADS is None and "OMP_NUM_THREADS" not in os.environ:
-            torch.set_num_threads(worker_threads(self.world_size))
+        self._set_host_threads(cpus)
         self.worker = Worker(config, resolved, local_rank, self.rank, init_method)
         self.worker.init_device()
         self.worker.load_model()
         return int(self.worker.block_size)
+
+    def _set_host_threads(self, cpus: list[int] | None) -> None:
+        """Give this rank its own share of the host cores (and as many compute threads), unless
+        the user pinned nothing (VLLM_CPU_OMP_THREADS_BIND=off) or chose the thread count."""
+        from vllm import envs
+
+        mine = cpus_for_rank(cpus or [], self.world_size, self.rank)
+        if mine and envs.VLLM_CPU_OMP_THREADS_BIND != "off" and hasattr(os, "sched_setaffinity"):
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, mine)
+        if envs.VLLM_CPU_NUM_THREADS is not None:
+            torch.set_num_threads(envs.VLLM_CPU_NUM_THREADS)
+        elif "OMP_NUM_THREADS" not in os.environ:
+            torch.set_num_threads(len(mine) if mine else max(1, (os.cpu_count() or 1) // self.world_size))
 
     def execute(self, method: str, *args: Any) -> Any:
         """Call ``Worker.<method>``; only rank 0 returns a step's output (the others' is equal)."""

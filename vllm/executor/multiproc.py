@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import pickle
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -25,7 +27,12 @@ from typing import Any
 
 from vllm.config import VllmConfig
 from vllm.core.types import ModelRunnerOutput, SchedulerOutput
-from vllm.distributed.utils import get_open_port, tcp_init_method, validate_tp_config
+from vllm.distributed.utils import (
+    get_open_port,
+    process_cpus,
+    tcp_init_method,
+    validate_tp_config,
+)
 from vllm.executor.abstract import Executor
 from vllm.logger import init_logger
 
@@ -36,7 +43,7 @@ SHUTDOWN_GRACE_S = 5.0
 
 
 def _worker_main(conn: Connection, rank: int, world_size: int, config: VllmConfig,
-                 resolved: Any, init_method: str) -> None:
+                 resolved: Any, init_method: str, cpus: list[int]) -> None:
     """Entry point of a worker process: initialise, then serve calls until told to stop or
     until the executor's end of the pipe closes (the engine process died)."""
     from vllm.distributed.worker_wrapper import WorkerWrapper
@@ -44,10 +51,10 @@ def _worker_main(conn: Connection, rank: int, world_size: int, config: VllmConfi
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine process owns Ctrl-C
     wrapper = WorkerWrapper(rank, world_size)
     try:
-        conn.send(("ok", wrapper.init_worker(config, resolved, rank, init_method)))
+        conn.send(("ok", wrapper.init_worker(config, resolved, rank, init_method, cpus)))
     except BaseException:
         conn.send(("error", traceback.format_exc()))
-        return
+        _exit_now(1)
     try:
         while True:
             try:
@@ -67,6 +74,17 @@ def _worker_main(conn: Connection, rank: int, world_size: int, config: VllmConfi
     finally:
         with contextlib.suppress(Exception):
             wrapper.shutdown()
+    _exit_now(0)
+
+
+def _exit_now(code: int) -> None:
+    """Leave without the interpreter's teardown, which takes seconds once torch and the model
+    are loaded (and would make every engine shutdown wait for it). Nothing is left to flush
+    but the standard streams."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 @dataclass
@@ -78,19 +96,21 @@ class _Handle:
 
 def _exit_text(proc: Any) -> str:
     code = proc.exitcode
-    if code is not None and code < 0:
+    if code is None:
+        return "it closed its pipe and is still exiting"
+    if code < 0:
         with contextlib.suppress(ValueError):
             return f"killed by signal {signal.Signals(-code).name} (exit code {code})"
     return f"exit code {code}"
 
 
-def _stop_workers(handles: list[_Handle]) -> None:
-    """Ask politely, then terminate, then kill. Safe to call twice."""
+def _stop_workers(handles: list[_Handle], grace_s: float = SHUTDOWN_GRACE_S) -> None:
+    """Ask politely (for up to ``grace_s``), then terminate, then kill. Safe to call twice."""
     for h in handles:
-        if h.proc.is_alive():
+        if grace_s > 0 and h.proc.is_alive():
             with contextlib.suppress(OSError, ValueError):
                 h.conn.send(("shutdown", ()))
-    deadline = time.monotonic() + SHUTDOWN_GRACE_S
+    deadline = time.monotonic() + grace_s
     for h in handles:
         h.proc.join(max(0.0, deadline - time.monotonic()))
     for h in handles:
@@ -141,12 +161,13 @@ class MultiprocExecutor(Executor):
     def _start_workers(self, config: VllmConfig, resolved: Any) -> None:
         ctx = mp.get_context("spawn")
         init_method = tcp_init_method("127.0.0.1", get_open_port())
+        cpus = process_cpus()  # the ranks split these host cores between them
         with _allow_children():
             for rank in range(self.world_size):
                 parent, child = ctx.Pipe()
                 proc = ctx.Process(
                     target=_worker_main, name=f"VllmWorker-TP{rank}", daemon=True,
-                    args=(child, rank, self.world_size, config, resolved, init_method),
+                    args=(child, rank, self.world_size, config, resolved, init_method, cpus),
                 )
                 proc.start()
                 child.close()  # our copy: the parent must see EOF when the worker dies
@@ -164,7 +185,8 @@ class MultiprocExecutor(Executor):
         if self._failure is None:
             self._failure = text
             logger.error("%s; stopping the other workers", text)
-            _stop_workers(self.workers)
+            # The TP group is broken: the others may wait in a collective forever, so no grace.
+            _stop_workers(self.workers, grace_s=0.0)
         return RuntimeError(self._failure)
 
     def _collect(self, handles: list[_Handle], timeout: float | None) -> list[Any]:
@@ -185,14 +207,14 @@ class MultiprocExecutor(Executor):
                     try:
                         status, value = h.conn.recv()
                     except (EOFError, OSError):
-                        h.proc.join(1.0)
+                        h.proc.join(5.0)
                         raise self._fail(self._died(h)) from None
                     if status == "error":
                         raise self._fail(f"worker rank {rank} failed:\n{value}")
                     results[rank] = value
                     del pending[rank]
                 elif h.proc.sentinel in ready:
-                    h.proc.join(1.0)
+                    h.proc.join(5.0)
                     raise self._fail(self._died(h))
         return [results[h.rank] for h in handles]
 
@@ -211,7 +233,7 @@ class MultiprocExecutor(Executor):
                 try:
                     h.conn.send_bytes(payload)
                 except (OSError, ValueError):
-                    h.proc.join(1.0)
+                    h.proc.join(5.0)
                     raise self._fail(self._died(h)) from None
             return self._collect(self.workers, timeout)
 

@@ -17,9 +17,15 @@ from vllm.model_executor.layers.activation import get_gated_act_fn
 from vllm.model_executor.layers.layernorm import RMSNorm
 from vllm.model_executor.layers.linear import MergedColumnParallelLinear, QKVParallelLinear, RowParallelLinear
 from vllm.model_executor.layers.logits_processor import LogitsProcessor
-from vllm.model_executor.layers.rotary_embedding import get_rope
 from vllm.model_executor.layers.vocab_embedding import ParallelLMHead, VocabParallelEmbedding
-from vllm.model_executor.models.utils import LLAMA_STACKED, head_dim, load_by_name, rope_config
+from vllm.model_executor.models.utils import (
+    LLAMA_STACKED,
+    get_shared_rope,
+    head_dim,
+    load_by_name,
+    rope_config,
+    shared_rope_scope,
+)
 
 
 class LlamaMLP(nn.Module):
@@ -66,7 +72,7 @@ class LlamaAttention(nn.Module):
             self.k_norm = RMSNorm(self.head_dim, config.rms_norm_eps, dtype)
         theta, scaling = rope_config(config)
         rotary_dim = int(self.head_dim * getattr(config, "partial_rotary_factor", 1.0))
-        self.rotary_emb = get_rope(
+        self.rotary_emb = get_shared_rope(
             self.head_dim, rotary_dim, config.max_position_embeddings, theta, True, scaling, dtype,
         )  # cache in the model dtype, like HF's cos/sin
         self.attn = Attention(
@@ -145,7 +151,8 @@ class LlamaForCausalLM(nn.Module):
         super().__init__()
         self.config = hf_config
         self.dtype = dtype
-        self.model = LlamaModel(hf_config, dtype, "model", type(self).layer_cls)
+        with shared_rope_scope():  # one cos/sin cache for all layers
+            self.model = LlamaModel(hf_config, dtype, "model", type(self).layer_cls)
         self.tie_word_embeddings = bool(getattr(hf_config, "tie_word_embeddings", False))
         self.lm_head = ParallelLMHead(
             hf_config.vocab_size, hf_config.hidden_size, dtype=dtype, prefix="lm_head"

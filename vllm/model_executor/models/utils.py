@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
 import torch.nn as nn
 
 from vllm.model_executor.layers.linear import copy_checked
+from vllm.model_executor.layers.rotary_embedding import RotaryEmbedding, get_rope
 
 # (param name fragment, checkpoint name fragment, shard id): checkpoint tensors that are fused
 # into one parameter of ours.
@@ -32,6 +35,36 @@ def rope_config(hf_config: Any) -> tuple[float, dict[str, Any] | None]:
     scaling = {k: v for k, v in {**legacy, **params}.items() if k != "rope_theta"}
     kind = scaling.get("rope_type") or scaling.get("type") or "default"
     return float(theta), (scaling if kind != "default" else None)
+
+
+_rope_scope: contextvars.ContextVar[dict[tuple, RotaryEmbedding] | None] = contextvars.ContextVar(
+    "rope_scope", default=None
+)
+
+
+@contextlib.contextmanager
+def shared_rope_scope() -> Iterator[None]:
+    """Within one model's construction, identical rotary embeddings are built once and shared
+    by every layer (the cos/sin cache of a 128k-context model is ~64 MiB per copy)."""
+    token = _rope_scope.set({})
+    try:
+        yield
+    finally:
+        _rope_scope.reset(token)
+
+
+def get_shared_rope(
+    head_size: int, rotary_dim: int, max_position: int, base: float, is_neox_style: bool,
+    rope_scaling: dict[str, Any] | None, dtype: torch.dtype,
+) -> RotaryEmbedding:
+    """``get_rope``, reusing an identical instance inside ``shared_rope_scope``."""
+    key = (head_size, rotary_dim, max_position, base, is_neox_style, repr(rope_scaling), dtype)
+    cache = _rope_scope.get()
+    if cache is None:
+        return get_rope(head_size, rotary_dim, max_position, base, is_neox_style, rope_scaling, dtype)
+    if key not in cache:
+        cache[key] = get_rope(head_size, rotary_dim, max_position, base, is_neox_style, rope_scaling, dtype)
+    return cache[key]
 
 
 def head_dim(hf_config: Any) -> int:
