@@ -99,7 +99,10 @@ class CMakeBuild(build_ext):
                 raise RuntimeError(f"CMake produced no {short}*.so in {build_dir}")
             dest = Path(self.get_ext_fullpath(ext.name))
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(built[0], dest)
+            # Copy then rename: processes that have the old .so mapped keep a valid file.
+            tmp = dest.with_name(dest.name + ".tmp")
+            shutil.copyfile(built[0], tmp)
+            os.replace(tmp, dest)
         write_build_info(cpu_isa() if TARGET == "cpu" else TARGET)
 
 

@@ -44,7 +44,7 @@ class WorkerWrapper:
 
     def _set_host_threads(self, cpus: list[int] | None) -> None:
         """Give this rank its own share of the host cores (and as many compute threads), unless
-        the user pinned nothing (VLLM_CPU_OMP_THREADS_BIND=off) or chose the thread count."""
+        binding is off (VLLM_CPU_OMP_THREADS_BIND=off) or the user chose the thread count."""
         from vllm import envs
 
         mine = cpus_for_rank(cpus or [], self.world_size, self.rank)

@@ -21,14 +21,10 @@ __all__ = ["EngineCore", "EngineCoreRequest", "EngineCoreOutput", "SchedulerStat
 
 
 def _default_token_budget() -> int:
-    """Per-step token budget when the config leaves it unset: asked of the platform, else
-    4096 where the KV cache lives in host RAM (CPU-like) and 8192 on accelerators."""
+    """Per-step token budget when the config leaves it unset: the platform's default."""
     from vllm.platforms import current_platform
 
-    value = getattr(current_platform, "default_max_num_batched_tokens", None)
-    if value is not None:
-        return int(value)
-    return 4096 if hasattr(current_platform, "kv_cache_bytes") else 8192
+    return int(current_platform.default_max_num_batched_tokens)
 
 
 def prepare_config(vllm_config: VllmConfig, resolved: Any) -> VllmConfig:

@@ -49,6 +49,8 @@ class CpuPlatform(Platform):
     supported_dtypes = (torch.float32, torch.bfloat16, torch.float16)
     default_attention_backend = "cpu"
     dist_backend = "gloo"
+    kv_cache_in_host_memory = True
+    default_max_num_batched_tokens = 4096
 
     def memory_info(self) -> tuple[int, int]:
         total = free = 0

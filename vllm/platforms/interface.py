@@ -31,6 +31,10 @@ class Platform:
     supported_dtypes: ClassVar[tuple[torch.dtype, ...]] = (torch.float32,)
     default_attention_backend: ClassVar[str] = "native"
     dist_backend: ClassVar[str] = "gloo"
+    # True where the KV cache lives in host RAM (sized from RAM, not by profiling device memory).
+    kv_cache_in_host_memory: ClassVar[bool] = False
+    # Per-step token budget when the scheduler config leaves it unset.
+    default_max_num_batched_tokens: ClassVar[int] = 8192
     # Why this platform was chosen (filled by detection, shown by `vllm collect-env`).
     selection_reason: str = ""
 
@@ -86,6 +90,10 @@ class Platform:
 
     def device_name(self) -> str:
         return self.name
+
+    def kv_cache_bytes(self) -> int:
+        """Host-memory platforms: bytes given to the KV cache (others profile device memory)."""
+        raise NotImplementedError(f"{self.name} sizes its KV cache by profiling device memory")
 
     def default_dtype(self, config_dtype: torch.dtype) -> torch.dtype:
         """The dtype `--dtype auto` resolves to, given the checkpoint's torch_dtype."""

@@ -106,7 +106,7 @@ class ModelRunner:
         # stale NaN patterns, so it is cleared (backends mask positions past seq_lens anyway).
         from vllm.platforms import current_platform
 
-        if not hasattr(current_platform, "kv_cache_bytes"):
+        if not current_platform.kv_cache_in_host_memory:
             for cache in self.kv_caches:
                 cache.zero_()
         assert self.model is not None

@@ -65,11 +65,10 @@ class Worker:
         per_block = self.runner.kv_bytes_per_block()
         if cache.num_kv_blocks_override is not None:
             return cache.num_kv_blocks_override
-        kv_bytes_fn = getattr(current_platform, "kv_cache_bytes", None)
         if cache.kv_cache_space_gib is not None:
             avail = int(cache.kv_cache_space_gib * _GIB)
-        elif kv_bytes_fn is not None:
-            avail = int(kv_bytes_fn())
+        elif current_platform.kv_cache_in_host_memory:
+            avail = int(current_platform.kv_cache_bytes())
         else:
             avail = self._profile_available_bytes()
         num_blocks = avail // per_block
