@@ -36,10 +36,12 @@ def _compare(name: str, seqs, num_heads: int, num_kv_heads: int, head_size: int,
     q, k, v, cache, meta, _, _ = make_batch(seqs, num_heads, num_kv_heads, head_size,
                                             block_size, dtype, seed=seed, pad_tokens=pad_tokens,
                                             fill=GARBAGE)
-    ref = NativeAttentionBackend.forward(q, k, v, cache.clone(), meta, head_size ** -0.5)
     to = lambda t: t.to(dev)  # noqa: E731
     meta_d = type(meta)(**{f: (to(x) if isinstance(x, torch.Tensor) else x)
                            for f, x in vars(meta).items()})
+    # The reference runs on the backend's device: the platform's KV-write op expects it there.
+    ref = NativeAttentionBackend.forward(to(q), to(k), to(v), to(cache.clone()), meta_d,
+                                         head_size ** -0.5).cpu()
     cache_d = to(cache)
     out = backend.forward(to(q), to(k), to(v), cache_d, meta_d, head_size ** -0.5)
     flat = cache_d.view(2, -1, num_kv_heads, head_size).cpu()

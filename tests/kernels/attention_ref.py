@@ -30,8 +30,8 @@ def ref_paged_attention(
         v = v.repeat_interleave(group, dim=1)
         q = query[start:end].float()  # [q_len, Hq, D]
         scores = torch.einsum("qhd,khd->hqk", q, k) * scale  # [Hq, q_len, L]
-        q_pos = torch.arange(ctx - q_len, ctx).unsqueeze(1)  # [q_len, 1]
-        mask = torch.arange(ctx).unsqueeze(0) > q_pos  # [q_len, L]: future keys
+        q_pos = torch.arange(ctx - q_len, ctx, device=query.device).unsqueeze(1)  # [q_len, 1]
+        mask = torch.arange(ctx, device=query.device).unsqueeze(0) > q_pos  # [q_len, L]: future keys
         scores = scores.masked_fill(mask, float("-inf"))
         probs = scores.softmax(dim=-1)
         out[start:end] = torch.einsum("hqk,khd->qhd", probs, v).to(query.dtype)

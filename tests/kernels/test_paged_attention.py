@@ -43,6 +43,12 @@ CASES = [("mixed", dt) for dt in DTYPES] + [(b, torch.float32) for b in ("decode
 @pytest.mark.parametrize("layout", LAYOUTS, ids=lambda x: "-".join(map(str, x)))
 def test_paged_attention(impl: Impl, device: str, batch_name, dtype, layout) -> None:
     hq, hk, d, bs = layout
+    if impl.method in ("cuda", "hip"):
+        from vllm.attention.backends.cuda import CudaAttentionBackend
+
+        if d not in CudaAttentionBackend.supported_head_sizes():
+            pytest.skip(f"_C paged_attention is compiled for head sizes "
+                        f"{CudaAttentionBackend.supported_head_sizes()}, not {d}")
     q_lens, ctx_lens = BATCHES[batch_name]
     batch = make_batch(q_lens, ctx_lens, hq, hk, d, bs, dtype, device)
     scale = d**-0.5

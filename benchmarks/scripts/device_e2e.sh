@@ -1,0 +1,38 @@
+#!/bin/bash
+# One GPU-machine call: build vllm._C, run the suites on the cuda backend, then
+# `vllm bench throughput` against Hugging Face transformers on the same random checkpoint.
+# Usage (repo root, $OUT set): SHAPES="qwen2.5-0.5b" bash benchmarks/scripts/device_e2e.sh
+set -o pipefail
+export PYTHONUNBUFFERED=1
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+export VLLM_TARGET_DEVICE=cuda VLLM_CUDA_ARCHS=90 MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+  timeout 300 python3 -m pip install --no-build-isolation --no-deps -e . > $OUT/build.log 2>&1
+  echo "build rc=$?"
+fi
+python3 -m vllm.entrypoints.cli collect-env > $OUT/collect_env.log 2>&1; grep -E "Platform|Attention|rms_norm" $OUT/collect_env.log
+if [[ -n ${TESTS:-} ]]; then
+  timeout ${TEST_TIMEOUT:-300} python3 -m pytest -q -p no:cacheprovider ${PYTEST_X:--x} --timeout 120 -m "not slow" $TESTS \
+    > $OUT/tests.log 2>&1
+  echo "tests rc=$?"; tail -15 $OUT/tests.log
+fi
+for shape in ${SHAPES:-}; do
+  ck=/tmp/ck-$shape
+  case $shape in qwen*) arch=qwen2;; *) arch=llama;; esac
+  python3 -m vllm.testing.checkpoints $arch $ck --size $shape > /dev/null 2>&1 || { echo "checkpoint $shape failed"; continue; }
+  timeout 240 python3 -m vllm.entrypoints.cli bench throughput --model $ck --num-prompts 256 --input-len 128 \
+    --output-len 128 --output-json $OUT/vllm_$shape.json > $OUT/vllm_$shape.log 2>&1
+  echo "vllm $shape rc=$?"; grep -E "throughput:|start-up" $OUT/vllm_$shape.log
+  if [[ $shape == llama-3.1-8b ]]; then
+    timeout 120 python3 -m vllm.entrypoints.cli bench latency --model $ck --batch-size 1 --input-len 128 \
+      --output-len 128 --output-json $OUT/latency_$shape.json > $OUT/latency_$shape.log 2>&1
+    echo "latency rc=$?"; tail -3 $OUT/latency_$shape.log
+  fi
+  timeout 240 python3 benchmarks/scripts/hf_generate.py --model $ck --num-prompts 256 --dtype bfloat16 \
+    --device cuda --output-json $OUT/hf_$shape.json > $OUT/hf_$shape.log 2>&1
+  echo "hf $shape rc=$?"; tail -1 $OUT/hf_$shape.log
+done
