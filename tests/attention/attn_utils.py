@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 
 from vllm.attention.backends.abstract import AttentionMetadata
 
 
+def platform_device() -> torch.device:
+    """The current platform's device: where tensors fed to our layers must live."""
+    from vllm.platforms import current_platform
+
+    return current_platform.device()
+
+
+def meta_to(meta: AttentionMetadata, device: torch.device | str) -> AttentionMetadata:
+    """``meta`` with its device tensors on ``device`` (the ``*_cpu`` host copies stay put)."""
+    moved = {f.name: getattr(meta, f.name) for f in dataclasses.fields(meta)}
+    for name, value in moved.items():
+        if isinstance(value, torch.Tensor) and not name.endswith("_cpu"):
+            moved[name] = value.to(device)
+    return type(meta)(**moved)
+
+
 def make_batch(seqs: list[tuple[int, int]], num_heads: int, num_kv_heads: int, head_size: int,
                block_size: int, dtype: torch.dtype, seed: int = 0, num_blocks: int | None = None,
-               pad_tokens: int = 0, fill: float = float("nan")):
+               pad_tokens: int = 0, fill: float = float("nan"),
+               device: torch.device | str | None = None):
     """seqs: (context already cached, new query tokens) per sequence.
 
     Returns (query [T, Hq, D], key, value [T, Hk, D] of the new tokens, kv_cache with the cached
     context already written and ``fill`` (NaN by default) in every unused slot, metadata, and
     the full per-sequence K/V lists).
     Blocks are assigned in a shuffled order so the gather really follows the block table.
+    Everything fed to a layer (query, key, value, kv_cache, metadata) is on ``device`` (default:
+    the current platform's); the full K/V lists and the metadata's host copies stay on the CPU.
     """
     g = torch.Generator().manual_seed(seed)
     seq_lens = [c + n for c, n in seqs]
@@ -59,20 +80,24 @@ def make_batch(seqs: list[tuple[int, int]], num_heads: int, num_kv_heads: int, h
         query_start_loc=qsl, seq_lens=sl, block_tables=tables, slot_mapping=slot_mapping,
         query_start_loc_cpu=qsl.clone(), seq_lens_cpu=sl.clone(),
     )
-    return query, key, value, kv_cache, meta, full_k, full_v
+    dev = platform_device() if device is None else torch.device(device)
+    query, key, value, kv_cache = (t.to(dev) for t in (query, key, value, kv_cache))
+    return query, key, value, kv_cache, meta_to(meta, dev), full_k, full_v
 
 
 def reference(query: torch.Tensor, meta: AttentionMetadata, full_k: list[torch.Tensor],
               full_v: list[torch.Tensor], scale: float) -> torch.Tensor:
-    """Plain per-sequence causal attention in fp64, with explicit softmax (no SDPA)."""
+    """Plain per-sequence causal attention in fp64, with explicit softmax (no SDPA), on the CPU
+    (``query`` may be on any device; the result [T, Hq, D] is a CPU tensor)."""
+    query = query.cpu()
     out = torch.zeros(query.shape, dtype=torch.float64)
     qsl = meta.query_start_loc_cpu.tolist()
     for i, (kk, vv) in enumerate(zip(full_k, full_v, strict=True)):
         q = query[qsl[i]:qsl[i + 1]].double()  # [n, Hq, D]
         n, ctx_len = q.shape[0], kk.shape[0]
         group = q.shape[1] // kk.shape[1]
-        k = kk.double().repeat_interleave(group, dim=1)  # [L, Hq, D]
-        v = vv.double().repeat_interleave(group, dim=1)
+        k = kk.cpu().double().repeat_interleave(group, dim=1)  # [L, Hq, D]
+        v = vv.cpu().double().repeat_interleave(group, dim=1)
         scores = torch.einsum("qhd,khd->hqk", q, k) * scale
         qpos = torch.arange(ctx_len - n, ctx_len)[:, None]
         scores = scores.masked_fill(torch.arange(ctx_len)[None, :] > qpos, float("-inf"))

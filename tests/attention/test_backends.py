@@ -35,7 +35,7 @@ def _compare(name: str, seqs, num_heads: int, num_kv_heads: int, head_size: int,
         pytest.skip(f"{name}: {why}")
     q, k, v, cache, meta, _, _ = make_batch(seqs, num_heads, num_kv_heads, head_size,
                                             block_size, dtype, seed=seed, pad_tokens=pad_tokens,
-                                            fill=GARBAGE)
+                                            fill=GARBAGE, device="cpu")
     to = lambda t: t.to(dev)  # noqa: E731
     meta_d = type(meta)(**{f: (to(x) if isinstance(x, torch.Tensor) else x)
                            for f, x in vars(meta).items()})
@@ -98,7 +98,7 @@ def test_paged_attention_customop_matches_native() -> None:
 
     q, _, _, cache, meta, _, _ = make_batch([(6, 2), (0, 4)], 4, 2, 64, 16, torch.float32)
     cache = torch.nan_to_num(cache)  # every context slot is written; unused ones are zero
-    op = PagedAttention()
+    op = PagedAttention()  # dispatches to the platform's kernel: inputs are on its device
     args = (q, cache[0], cache[1], meta.block_tables, meta.seq_lens, meta.query_start_loc,
             meta.max_query_len, meta.max_seq_len, 0.125)
     out, ref = torch.zeros_like(q), torch.zeros_like(q)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
-from attn_utils import make_batch, reference
+from attn_utils import make_batch, meta_to, platform_device, reference
 
 from vllm.attention import selector
 from vllm.attention.backends.native import NativeAttentionBackend
@@ -18,7 +18,8 @@ def test_no_context_is_one_causal_sequence() -> None:
     torch.manual_seed(0)
     layer = Attention(4, 16, 0.25, num_kv_heads=2, prefix="l0")
     q, k, v = torch.randn(6, 64), torch.randn(6, 32), torch.randn(6, 32)
-    out = layer(q, k, v)
+    dev = platform_device()
+    out = layer(q.to(dev), k.to(dev), v.to(dev)).cpu()
     assert out.shape == (6, 64)
     ref = reference(q.view(6, 4, 16), _one_seq_meta(6), [k.view(6, 2, 16)], [v.view(6, 2, 16)], 0.25)
     torch.testing.assert_close(out.view(6, 4, 16).double(), ref, atol=1e-5, rtol=1e-5)
@@ -38,14 +39,15 @@ def test_with_context_uses_cache() -> None:
         out = layer(q.flatten(1), k.flatten(1), v.flatten(1))
     assert get_forward_context().attn_metadata is None
     ref = reference(q, meta, fk, fv, 0.3)
-    torch.testing.assert_close(out.view(q.shape).double(), ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.view(q.shape).cpu().double(), ref, atol=1e-5, rtol=1e-5)
 
 
 def test_unbound_cache_with_metadata_raises() -> None:
     _, _, _, _, meta, _, _ = make_batch([(0, 2)], 2, 2, 16, 4, torch.float32)
     layer = Attention(2, 16, 1.0, prefix="model.layers.3.attn")
+    x = torch.randn(2, 32, device=platform_device())
     with set_forward_context(meta), pytest.raises(RuntimeError, match="model.layers.3.attn"):
-        layer(torch.randn(2, 32), torch.randn(2, 32), torch.randn(2, 32))
+        layer(x, x, x)
 
 
 def test_bad_head_config_raises() -> None:
@@ -150,11 +152,12 @@ def test_chunked_prefill_then_decode_matches_one_shot() -> None:
     """Two sequences run in steps (chunk, chunk+decode, decodes) == each run causally at once."""
     torch.manual_seed(0)
     hq, hk, d, bs = 4, 2, 16, 4
+    dev = platform_device()
     layer = Attention(hq, d, d ** -0.5, num_kv_heads=hk)
     lens = [11, 6]
-    qkv = [(torch.randn(n, hq * d), torch.randn(n, hk * d), torch.randn(n, hk * d)) for n in lens]
+    qkv = [tuple(torch.randn(n, h * d).to(dev) for h in (hq, hk, hk)) for n in lens]
     expected = [layer(*x) for x in qkv]  # no context: one causal sequence each
-    cache = torch.full((2, 8, bs, hk, d), float("nan"))
+    cache = torch.full((2, 8, bs, hk, d), float("nan"), device=dev)
     layer.bind(cache)
     tables = torch.tensor([[5, 0, 7], [2, 6, 1]], dtype=torch.int32)
     schedule = [([5, 6], [0, 0]), ([6, 0], [5, 6])]  # (new tokens per seq) per step
@@ -163,8 +166,8 @@ def test_chunked_prefill_then_decode_matches_one_shot() -> None:
     for step in schedule:
         q_lens = step[0]
         active = [i for i, n in enumerate(q_lens) if n]
-        meta = _meta_for_step([q_lens[i] for i in active], [done[i] for i in active],
-                              tables[active], bs)
+        meta = meta_to(_meta_for_step([q_lens[i] for i in active], [done[i] for i in active],
+                                      tables[active], bs), dev)
         parts = [tuple(t[done[i]:done[i] + q_lens[i]] for t in qkv[i]) for i in active]
         q, k, v = (torch.cat([p[j] for p in parts]) for j in range(3))
         with set_forward_context(meta):

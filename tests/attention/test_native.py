@@ -1,4 +1,6 @@
-"""The native backend against a plain per-sequence fp64 reference (so the oracle is checked)."""
+"""The native backend against a plain per-sequence fp64 reference (so the oracle is checked).
+
+Inputs live on the platform's device (the KV write is a CustomOp); the reference runs on the CPU."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ def test_native_matches_reference(num_heads: int, num_kv_heads: int, dtype: torc
     out = NativeAttentionBackend.forward(q, k, v, cache, meta, 0.25)
     ref = reference(q, meta, fk, fv, 0.25)
     tol = 1e-5 if dtype == torch.float32 else 2e-2
-    torch.testing.assert_close(out.double(), ref, atol=tol, rtol=tol)
+    torch.testing.assert_close(out.cpu().double(), ref, atol=tol, rtol=tol)
 
 
 @pytest.mark.parametrize("block_size", [4, 16])
@@ -27,7 +29,7 @@ def test_block_boundaries(block_size: int) -> None:
     seqs = [(b - 2, 1), (b - 1, 1), (b, 1), (0, b - 1), (0, b), (0, b + 1), (b - 1, 2)]
     q, k, v, cache, meta, fk, fv = make_batch(seqs, 2, 1, 32, block_size, torch.float32, seed=1)
     out = NativeAttentionBackend.forward(q, k, v, cache, meta, 0.1)
-    torch.testing.assert_close(out.double(), reference(q, meta, fk, fv, 0.1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.cpu().double(), reference(q, meta, fk, fv, 0.1), atol=1e-5, rtol=1e-5)
 
 
 def test_writes_kv_cache_at_slots() -> None:
@@ -45,7 +47,7 @@ def test_padding_tokens_not_written_and_zero() -> None:
     out = NativeAttentionBackend.forward(q, k, v, cache, meta, 0.5)
     n = meta.num_actual_tokens
     assert torch.equal(out[n:], torch.zeros_like(out[n:]))
-    torch.testing.assert_close(out[:n].double(), reference(q[:n], meta, fk, fv, 0.5),
+    torch.testing.assert_close(out[:n].cpu().double(), reference(q[:n], meta, fk, fv, 0.5),
                                atol=1e-5, rtol=1e-5)
     changed = ~(torch.isclose(before, cache) | (before.isnan() & cache.isnan()))
     assert int(changed.view(2, -1, 2 * 16).any(-1).any(0).sum()) == n  # only the real slots
@@ -54,7 +56,7 @@ def test_padding_tokens_not_written_and_zero() -> None:
 def test_long_context_single_decode_and_chunk() -> None:
     q, k, v, cache, meta, fk, fv = make_batch([(4090, 6)], 2, 1, 16, 16, torch.float32, seed=3)
     out = NativeAttentionBackend.forward(q, k, v, cache, meta, 0.25)
-    torch.testing.assert_close(out.double(), reference(q, meta, fk, fv, 0.25), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.cpu().double(), reference(q, meta, fk, fv, 0.25), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("head_size", [16, 256])
@@ -62,4 +64,4 @@ def test_head_sizes(head_size: int) -> None:
     q, k, v, cache, meta, fk, fv = make_batch(MIXED, 2, 1, head_size, 8, torch.float32, seed=4)
     scale = head_size ** -0.5
     out = NativeAttentionBackend.forward(q, k, v, cache, meta, scale)
-    torch.testing.assert_close(out.double(), reference(q, meta, fk, fv, scale), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.cpu().double(), reference(q, meta, fk, fv, scale), atol=1e-5, rtol=1e-5)

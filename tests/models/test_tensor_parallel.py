@@ -1,4 +1,7 @@
-"""Real tensor parallelism: 2 gloo ranks in 2 processes produce the single-process logits."""
+"""Real tensor parallelism: 2 gloo ranks in 2 processes produce the single-process logits.
+
+gloo moves CPU tensors, so the ranks always run on the CPU platform (``VLLM_PLATFORM=cpu`` in
+their environment); the single-process reference runs on the current platform's device."""
 
 from __future__ import annotations
 
@@ -32,9 +35,11 @@ def _rank_main(rank: int, world: int, port: int, model_dir: str, out: dict) -> N
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen3_moe"])
-def test_tp2_matches_single_process(arch: str, make_tiny) -> None:  # type: ignore[no-untyped-def]
+def test_tp2_matches_single_process(arch: str, make_tiny,  # type: ignore[no-untyped-def]
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
     model_dir = make_tiny(arch)
-    expected = our_logits(load_our_model(model_dir), IDS)
+    expected = our_logits(load_our_model(model_dir), IDS)  # [T, vocab] on the CPU
+    monkeypatch.setenv("VLLM_PLATFORM", "cpu")  # inherited by the spawned ranks
     with mp.Manager() as manager:
         out = manager.dict()
         mp.spawn(_rank_main, args=(2, _free_port(), model_dir, out), nprocs=2, join=True)

@@ -87,8 +87,12 @@ DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float
 
 
 def load_our_model(model_dir: str, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
-    """Our model for an HF folder (or .gguf file): through H3's loader when it is importable,
-    else built and loaded here from the safetensors files."""
+    """Our model for an HF folder (or .gguf file) on the current platform's device (its CustomOps
+    dispatch by platform): through H3's loader when it is importable, else built and loaded here
+    from the safetensors files."""
+    from vllm.platforms import current_platform
+
+    device = current_platform.device()
     try:
         from vllm.model_executor.model_loader import load_model, resolve_model
     except ImportError:
@@ -97,29 +101,37 @@ def load_our_model(model_dir: str, dtype: torch.dtype = torch.float32) -> torch.
         from vllm.config import ModelConfig
 
         resolved = resolve_model(ModelConfig(model=model_dir, dtype=DTYPE_NAMES[dtype]))
-        return load_model(resolved, torch.device("cpu")).eval()
+        return load_model(resolved, device).eval()
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(model_dir)
     cls = get_model_class(config.architectures[0])
     model = cls(config, dtype=dtype)
     model.load_weights(iter_safetensors(model_dir))
-    return model.eval()
+    return model.to(device).eval()
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def our_logits(model: torch.nn.Module, ids: list[int]) -> torch.Tensor:
-    """Standalone (no KV cache) forward of one sequence -> float32 logits [T, vocab]."""
+    """Standalone (no KV cache) forward of one sequence on the model's device -> float32 logits
+    [T, vocab] on the CPU (where the HF references are)."""
+    dev = _device_of(model)
     with torch.no_grad():
-        x = torch.tensor(ids, dtype=torch.long)
-        hidden = model(x, torch.arange(len(ids)))
-        return model.compute_logits(hidden)
+        x = torch.tensor(ids, dtype=torch.long, device=dev)
+        hidden = model(x, torch.arange(len(ids), device=dev))  # [T, H]
+        return model.compute_logits(hidden).cpu()
 
 
 def our_greedy(model: torch.nn.Module, ids: list[int], n: int) -> list[int]:
     """Greedy continuation by re-running the full forward each step (standalone attention)."""
     seq = list(ids)
+    dev = _device_of(model)
     with torch.no_grad():
         for _ in range(n):
-            hidden = model(torch.tensor(seq, dtype=torch.long), torch.arange(len(seq)))  # [T, H]
+            x = torch.tensor(seq, dtype=torch.long, device=dev)
+            hidden = model(x, torch.arange(len(seq), device=dev))  # [T, H]
             seq.append(int(model.compute_logits(hidden[-1:])[0].argmax()))  # last position only
     return seq[len(ids):]

@@ -132,9 +132,11 @@ class Sampler(nn.Module):
 
     @staticmethod
     def process_logits(logits: torch.Tensor, meta: SamplingMetadata) -> torch.Tensor:
-        """fp32 copy of logits with vocab padding, bias, min_tokens and penalties applied."""
-        # Padded lm_head columns (past vocab_size) are not tokens: drop them. Always a copy.
-        logits = logits[:, :meta.vocab_size].to(torch.float32, copy=True)  # [N, V]
+        """fp32 logits with vocab padding, bias, min_tokens and penalties applied. The caller's
+        tensor is never modified: it is copied only when an in-place stage needs to write."""
+        # Padded lm_head columns (past vocab_size) are not tokens: drop them.
+        writes = meta.logit_bias is not None or meta.min_tokens_mask is not None
+        logits = logits[:, :meta.vocab_size].to(torch.float32, copy=writes)  # [N, V]
         if meta.logit_bias is not None:
             rows, cols, vals = meta.logit_bias
             logits.index_put_((rows, cols), vals, accumulate=True)
