@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-
 import click
+
+from vllm.entrypoints.cli import LazyGroup
 
 SUBCOMMANDS = {
     "ops": "vllm.benchmarks.ops:ops_cmd",
@@ -14,18 +14,6 @@ SUBCOMMANDS = {
 }
 
 
-class _LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(SUBCOMMANDS)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = SUBCOMMANDS.get(name)
-        if target is None:
-            return None
-        module, _, attr = target.partition(":")
-        return getattr(importlib.import_module(module), attr)
-
-
-@click.group(cls=_LazyGroup)
+@click.group(cls=LazyGroup, subcommands=SUBCOMMANDS)
 def bench() -> None:
     """Benchmarks: kernel ops, offline latency/throughput, online serving."""

@@ -14,19 +14,26 @@ SUBCOMMANDS = {
 }
 
 
-class _LazyGroup(click.Group):
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when invoked (``subcommands``:
+    name -> "module:attribute")."""
+
+    def __init__(self, *args: object, subcommands: dict[str, str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.subcommands = subcommands
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(SUBCOMMANDS)
+        return sorted(self.subcommands)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = SUBCOMMANDS.get(name)
+        target = self.subcommands.get(name)
         if target is None:
             return None
         module, _, attr = target.partition(":")
         return getattr(importlib.import_module(module), attr)
 
 
-@click.group(cls=_LazyGroup)
+@click.group(cls=LazyGroup, subcommands=SUBCOMMANDS)
 @click.version_option(package_name="vllm")
 def main() -> None:
     """vLLM: hardware-portable LLM inference and serving."""
