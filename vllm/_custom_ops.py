@@ -57,9 +57,26 @@ def has_op(ns: str, name: str) -> bool:
 _loaded: dict[str, bool] = {}
 
 
+def built_extensions() -> tuple[str, ...] | None:
+    """Extensions the last build of this install produced (None: a source tree never built)."""
+    try:
+        from vllm._build_info import EXTENSIONS
+    except ImportError:
+        return None
+    return tuple(EXTENSIONS)
+
+
 def loaded(ns: str) -> bool:
-    """Import ``vllm.<ns>`` once (registering its ops and fakes); False if it is not built."""
+    """Import ``vllm.<ns>`` once (registering its ops and fakes); False if it is not built.
+
+    A leftover .so from an earlier build for another target (say ``_C_cpu`` after rebuilding
+    with ``VLLM_TARGET_DEVICE=empty``) is ignored: the build info decides what this install has.
+    """
     if ns not in _loaded:
+        built = built_extensions()
+        if built is not None and ns not in built:
+            _loaded[ns] = False
+            return False
         try:
             importlib.import_module(f"vllm.{ns}")
             _loaded[ns] = True

@@ -25,7 +25,7 @@ for shape in ${SHAPES:-}; do
   case $shape in qwen*) arch=qwen2;; *) arch=llama;; esac
   python3 -m vllm.testing.checkpoints $arch $ck --size $shape > /dev/null 2>&1 || { echo "checkpoint $shape failed"; continue; }
   timeout 240 python3 -m vllm.entrypoints.cli bench throughput --model $ck --num-prompts 256 --input-len 128 \
-    --output-len 128 --output-json $OUT/vllm_$shape.json > $OUT/vllm_$shape.log 2>&1
+    --output-len 128 ${BENCH_ARGS:-} --output-json $OUT/vllm_$shape.json > $OUT/vllm_$shape.log 2>&1
   echo "vllm $shape rc=$?"; grep -E "throughput:|start-up" $OUT/vllm_$shape.log
   if [[ $shape == llama-3.1-8b ]]; then
     timeout 120 python3 -m vllm.entrypoints.cli bench latency --model $ck --batch-size 1 --input-len 128 \

@@ -49,6 +49,10 @@ class Platform:
             if _custom_ops.loaded(ext):
                 status[ext] = None
                 continue
+            built = _custom_ops.built_extensions()
+            if built is not None and ext not in built:
+                status[ext] = f"not part of this build (built extensions: {list(built) or 'none'})"
+                continue
             try:  # not loadable: find out why, for collect-env and dispatch reasons
                 importlib.import_module(f"vllm.{ext}")
                 status[ext] = None
