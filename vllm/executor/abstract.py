@@ -35,3 +35,31 @@ class Executor(ABC):
 
     @abstractmethod
     def shutdown(self) -> None: ...
+
+
+class RankedExecutor(Executor):
+    """An executor with one worker per tensor-parallel rank (multiproc, ray): every interface
+    call goes to all ranks through ``_call_all``; rank 0's step output is the result."""
+
+    HEALTH_TIMEOUT_S = 30.0
+    _block_size: int
+
+    @abstractmethod
+    def _call_all(self, method: str, *args: Any, timeout: float | None = None) -> list[Any]:
+        """Run ``Worker.<method>(*args)`` on every rank; results in rank order."""
+
+    @property
+    def block_size(self) -> int:
+        return self._block_size
+
+    def determine_num_kv_blocks(self) -> int:
+        return int(min(self._call_all("determine_num_kv_blocks")))
+
+    def initialize_cache(self, num_blocks: int) -> None:
+        self._call_all("initialize_cache", num_blocks)
+
+    def execute_model(self, scheduler_output: SchedulerOutput) -> ModelRunnerOutput:
+        return self._call_all("execute_model", scheduler_output)[0]
+
+    def check_health(self) -> None:
+        self._call_all("check_health", timeout=self.HEALTH_TIMEOUT_S)

@@ -26,19 +26,17 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from vllm.config import VllmConfig
-from vllm.core.types import ModelRunnerOutput, SchedulerOutput
 from vllm.distributed.utils import (
     get_open_port,
     process_cpus,
     tcp_init_method,
     validate_tp_config,
 )
-from vllm.executor.abstract import Executor
+from vllm.executor.abstract import RankedExecutor
 from vllm.logger import init_logger
 
 logger = init_logger(__name__)
 
-HEALTH_TIMEOUT_S = 30.0
 SHUTDOWN_GRACE_S = 5.0
 
 
@@ -139,7 +137,7 @@ def _allow_children() -> Iterator[None]:
             cfg["daemon"] = was
 
 
-class MultiprocExecutor(Executor):
+class MultiprocExecutor(RankedExecutor):
     def __init__(self, vllm_config: VllmConfig, resolved: Any = None) -> None:
         super().__init__(vllm_config, resolved)
         if resolved is None:
@@ -237,25 +235,12 @@ class MultiprocExecutor(Executor):
                     raise self._fail(self._died(h)) from None
             return self._collect(self.workers, timeout)
 
-    # ---- Executor interface -----------------------------------------------------------
-    @property
-    def block_size(self) -> int:
-        return self._block_size
-
-    def determine_num_kv_blocks(self) -> int:
-        return int(min(self._call_all("determine_num_kv_blocks")))
-
-    def initialize_cache(self, num_blocks: int) -> None:
-        self._call_all("initialize_cache", num_blocks)
-
-    def execute_model(self, scheduler_output: SchedulerOutput) -> ModelRunnerOutput:
-        return self._call_all("execute_model", scheduler_output)[0]
-
+    # ---- Executor interface (the rest comes from RankedExecutor) -----------------------
     def check_health(self) -> None:
         for h in self.workers:
             if not h.proc.is_alive() and self._failure is None:
                 raise self._fail(self._died(h))
-        self._call_all("check_health", timeout=HEALTH_TIMEOUT_S)
+        super().check_health()
 
     def shutdown(self) -> None:
         if self._finalizer.alive:

@@ -16,17 +16,15 @@ import threading
 from typing import Any
 
 from vllm.config import VllmConfig
-from vllm.core.types import ModelRunnerOutput, SchedulerOutput
 from vllm.distributed.utils import tcp_init_method, validate_tp_config
 from vllm.distributed.worker_wrapper import WorkerWrapper
-from vllm.executor.abstract import Executor
+from vllm.executor.abstract import RankedExecutor
 from vllm.logger import init_logger
 
 logger = init_logger(__name__)
 
 # torch device type -> the Ray resource one rank takes (ROCm GPUs are "cuda" in torch).
 RAY_RESOURCE = {"cuda": "GPU", "xpu": "GPU", "cpu": "CPU"}
-HEALTH_TIMEOUT_S = 30.0
 
 
 class RayWorker(WorkerWrapper):
@@ -75,7 +73,7 @@ def _connect(ray: Any) -> bool:
         return True
 
 
-class RayExecutor(Executor):
+class RayExecutor(RankedExecutor):
     def __init__(self, vllm_config: VllmConfig, resolved: Any = None) -> None:
         super().__init__(vllm_config, resolved)
         if resolved is None:
@@ -182,23 +180,6 @@ class RayExecutor(Executor):
                 raise RuntimeError("executor is shut down")
             args = tuple(self.ray.put(a) for a in args)  # stored once, read by every actor
             return self._get([a.execute.remote(method, *args) for a in self.actors], timeout)
-
-    # ---- Executor interface -----------------------------------------------------------
-    @property
-    def block_size(self) -> int:
-        return self._block_size
-
-    def determine_num_kv_blocks(self) -> int:
-        return int(min(self._call_all("determine_num_kv_blocks")))
-
-    def initialize_cache(self, num_blocks: int) -> None:
-        self._call_all("initialize_cache", num_blocks)
-
-    def execute_model(self, scheduler_output: SchedulerOutput) -> ModelRunnerOutput:
-        return self._call_all("execute_model", scheduler_output)[0]
-
-    def check_health(self) -> None:
-        self._call_all("check_health", timeout=HEALTH_TIMEOUT_S)
 
     def _kill_actors(self) -> None:
         for a in self.actors:
