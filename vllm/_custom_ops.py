@@ -172,7 +172,9 @@ def paged_attention(
 
     query/out: [T, Hq, D]; block_tables: int32 [S, max_blocks]; seq_lens: int32 [S] (context
     incl. the new tokens); query_start_loc: int32 [S+1]. Query token j of sequence i sits at
-    position seq_lens[i] - q_len_i + j and attends to KV positions <= its own.
+    position seq_lens[i] - q_len_i + j and attends to KV positions <= its own. max_query_len
+    and max_seq_len plan the launch (split-K) only: results are correct for any context length,
+    so a CUDA graph captured with one hint replays for every batch.
     """
     _lib(ns).paged_attention(
         out, query, key_cache, value_cache, block_tables, seq_lens, query_start_loc,

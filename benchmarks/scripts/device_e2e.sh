@@ -2,6 +2,8 @@
 # One GPU-machine call: build vllm._C, run the suites on the cuda backend, then
 # `vllm bench throughput` against Hugging Face transformers on the same random checkpoint.
 # Usage (repo root, $OUT set): SHAPES="qwen2.5-0.5b" bash benchmarks/scripts/device_e2e.sh
+# Optional: TESTS=..., OPS=1 (vllm bench ops), PROFILE=<shape> (decode-step torch.profiler),
+# SKIP_HF=1, SKIP_BUILD=1, BENCH_ARGS=...
 set -o pipefail
 export PYTHONUNBUFFERED=1
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -15,6 +17,14 @@ if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   echo "build rc=$?"
 fi
 python3 -m vllm.entrypoints.cli collect-env > $OUT/collect_env.log 2>&1; grep -E "Platform|Attention|rms_norm" $OUT/collect_env.log
+if [[ ${OPS:-0} == 1 ]]; then
+  # graph-captured, L2-rotating kernel timings (see benchmarks/ops_cuda.md), then `vllm bench ops`
+  timeout 200 python3 csrc/cuda/bench/bench_ops.py --json $OUT/ops_cuda.json ${OPS_ONLY:+--only "$OPS_ONLY"} \
+    > $OUT/bench_ops.log 2>&1
+  echo "bench_ops rc=$?"; cat $OUT/bench_ops.log
+  timeout 120 python3 -m vllm.entrypoints.cli bench ops --dtype bf16 --json $OUT/ops.json > $OUT/ops.log 2>&1
+  echo "ops rc=$?"; grep -iE "paged|rms|silu|cache" $OUT/ops.log | head -20
+fi
 if [[ -n ${TESTS:-} ]]; then
   timeout ${TEST_TIMEOUT:-300} python3 -m pytest -q -p no:cacheprovider ${PYTEST_X:--x} --timeout 120 -m "not slow" $TESTS \
     > $OUT/tests.log 2>&1
@@ -32,7 +42,17 @@ for shape in ${SHAPES:-}; do
       --output-len 128 --output-json $OUT/latency_$shape.json > $OUT/latency_$shape.log 2>&1
     echo "latency rc=$?"; tail -3 $OUT/latency_$shape.log
   fi
+  [[ ${SKIP_HF:-0} == 1 ]] && continue
   timeout 240 python3 benchmarks/scripts/hf_generate.py --model $ck --num-prompts 256 --dtype bfloat16 \
     --device cuda --output-json $OUT/hf_$shape.json > $OUT/hf_$shape.log 2>&1
   echo "hf $shape rc=$?"; tail -1 $OUT/hf_$shape.log
 done
+if [[ -n ${PROFILE:-} ]]; then  # torch.profiler over decode steps of the last checkpoint built
+  for b in ${PROFILE_BATCH:-256}; do
+    timeout 240 python3 benchmarks/scripts/profile_decode.py --model /tmp/ck-$PROFILE \
+      --batch $b > $OUT/profile_${PROFILE}_b$b.log 2>&1
+    echo "profile b=$b rc=$?"; grep -E "ms per decode step" $OUT/profile_${PROFILE}_b$b.log
+  done
+fi
+# The device tool returns at most 8 files: keep the logs, drop the rest.
+rm -f $OUT/collect_env.log $OUT/build.log $OUT/ops.json $OUT/ops_cuda.json

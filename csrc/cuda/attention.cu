@@ -24,12 +24,19 @@ at::Tensor as_int(const at::Tensor& t, const char* name) {
   return t.scalar_type() == at::kInt && t.stride(-1) == 1 ? t : t.to(at::kInt).contiguous();
 }
 
-// Largest power of two <= 8 dividing the GQA group: q heads per block.
+// Q heads per block (a power of two <= 8): all of a group of up to 8 (a group of 7 or 5 pads
+// to 8 and the missing heads cost only arithmetic; K/V are read once), else the largest power
+// of two >= 4 dividing the group, else 8-head chunks with a partial last one.
 int head_chunk(int group) {
-  for (int cg = 8; cg > 1; cg /= 2) {
+  if (group <= 8) {
+    int cg = 1;
+    while (cg < group) cg *= 2;
+    return cg;
+  }
+  for (int cg = 8; cg >= 4; cg /= 2) {
     if (group % cg == 0) return cg;
   }
-  return 1;
+  return 8;
 }
 
 // Context tokens per block: the largest of 512/256/128 that still gives >= 2 blocks per SM.
@@ -98,8 +105,14 @@ void paged_attention(at::Tensor& out, const at::Tensor& query, const at::Tensor&
   p.scale = static_cast<float>(scale);
   const int cg = head_chunk(Hq / Hk);
   const int seq = static_cast<int>(std::max<int64_t>(1, max_seq_len));
-  p.part_size = part_size(static_cast<int64_t>(T) * (Hq / cg), seq, query.get_device());
-  p.num_splits = ceil_div(seq, p.part_size);
+  const int64_t base = static_cast<int64_t>(T) * Hk * ((Hq / Hk + cg - 1) / cg);
+  p.part_size = part_size(base, std::min(seq, 8192), query.get_device());
+  // Blocks stride over partitions, so any split count is correct and max_seq_len only plans the
+  // launch; the cap keeps a large hint (a graph captured for max_model_len) from launching
+  // thousands of empty blocks.
+  const int64_t sms = std::max(1, device_sm_count(query.get_device()));
+  const int64_t cap = std::max<int64_t>(2, (4 * sms + base - 1) / base);
+  p.num_splits = static_cast<int>(std::min<int64_t>(ceil_div(seq, p.part_size), cap));
   at::Tensor tmp_out, tmp_ml;
   if (p.num_splits > 1) {
     auto fopts = query.options().dtype(at::kFloat);

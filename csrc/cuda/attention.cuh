@@ -19,8 +19,9 @@ constexpr int kAttnUnrollOnePass = 2;  // one-pass: K and V rows in flight per l
 // benchmarks/ops_cuda.md): GQA CG=4 one-pass 567 us vs two-pass 629 us; MHA two-pass 192 us.
 constexpr bool attn_one_pass_for(int cg) { return cg >= 4; }
 // Blocks per SM the register budget must allow. MHA two-pass capped at 64 registers (8 blocks)
-// went from 75% to 94% of 3 TB/s; the one-pass body spills under any cap, so it gets none.
-constexpr int attn_min_blocks(int cg) { return attn_one_pass_for(cg) ? 1 : 8; }
+// went from 75% to 94% of 3 TB/s. One-pass CG=4 (the 32/8-head case) fits 128 registers with a
+// 24-byte spill (4 blocks/SM); CG=8 needs 218 and spills badly under a cap, so it gets none.
+constexpr int attn_min_blocks(int cg) { return cg == 4 ? 4 : attn_one_pass_for(cg) ? 1 : 8; }
 
 struct AttnParams {
   void* out;
@@ -62,6 +63,12 @@ VLLM_D int find_seq(const int* qsl, int num_seqs, int t) {
   return lo;
 }
 
+// KV tokens query token t of sequence s sees (clamped to [0, seq_len]).
+VLLM_D int visible_ctx(const AttnParams& p, int s, int t) {
+  const int q_len = p.query_start_loc[s + 1] - p.query_start_loc[s];
+  const int seq = p.seq_lens[s];
+  return max(0, min(seq, seq - q_len + (t - p.query_start_loc[s]) + 1));
+}
 
 // Sums v[g] (g < CG) over the LT lanes of a lane group with log2(CG) halving exchanges then
 // plain butterflies: CG - 1 + log2(LT / CG) shuffles instead of CG * log2(LT). Returns the total

@@ -147,65 +147,87 @@ __global__ void __launch_bounds__(kAttnThreads, attn_min_blocks(CG))
   __shared__ float gm[ONE_PASS ? kAttnThreads / 4 : 1][CG], gl[ONE_PASS ? kAttnThreads / 4 : 1][CG];
   __shared__ float oacc[CG][D];
   __shared__ float ms[CG], ls[CG];
+  __shared__ float racc[CG][D], rm[CG], rl[CG];  // running result over this block's partitions
   __shared__ int64_t koff[kAttnMaxPart], voff[kAttnMaxPart];  // element offsets of the rows
   const int t = blockIdx.x;
-  const int chunks = p.num_q_heads / p.num_kv_heads / CG;
+  // The GQA group is covered by ceil(group / CG) chunks of CG heads; a last partial chunk
+  // (group 7 with CG 8, say) computes zero queries for its `CG - valid` missing heads and
+  // writes nothing for them.
+  const int group = p.num_q_heads / p.num_kv_heads;
+  const int chunks = (group + CG - 1) / CG;
   const int kvh = blockIdx.y / chunks;
-  const int hq0 = kvh * (p.num_q_heads / p.num_kv_heads) + (blockIdx.y % chunks) * CG;
-  const int split = blockIdx.z;
+  const int c0 = (blockIdx.y % chunks) * CG;
+  const int hq0 = kvh * group + c0;
+  const int valid = min(CG, group - c0);
   if (t >= p.query_start_loc[p.num_seqs]) return;  // padding rows of out stay untouched
   const int s = find_seq(p.query_start_loc, p.num_seqs, t);
-  const int q_len = p.query_start_loc[s + 1] - p.query_start_loc[s];
-  // KV tokens this query sees (clamped: padding tokens past the batch see the whole sequence).
-  const int ctx = min(p.seq_lens[s], p.seq_lens[s] - q_len + (t - p.query_start_loc[s]) + 1);
-  const int start = split * p.part_size;
-  const int n = max(0, min(ctx, start + p.part_size) - start);
-  if (n == 0 && p.num_splits > 1) {  // nothing visible in this partition
-    for (int g = threadIdx.x; g < CG; g += blockDim.x) {
-      float* ml = p.tmp_ml + ((static_cast<int64_t>(t) * p.num_q_heads + hq0 + g) * p.num_splits + split) * 2;
-      ml[0] = -FLT_MAX;
-      ml[1] = 0.f;
-    }
-    return;
-  }
+  const int ctx = visible_ctx(p, s, t);
+  // Splits past the context write nothing; attn_reduce_kernel skips them the same way.
+  if (p.num_splits > 1 && blockIdx.z * p.part_size >= ctx) return;
   const T* q = static_cast<const T*>(p.q) + t * p.q_tok_stride;
   for (int i = threadIdx.x; i < CG * D; i += blockDim.x) {
     const int g = i / D, d = i % D;
-    qs[g][d] = to_float(q[(hq0 + g) * p.q_head_stride + d]) * p.scale;
-    oacc[g][d] = 0.f;
+    qs[g][d] = g < valid ? to_float(q[(hq0 + g) * p.q_head_stride + d]) * p.scale : 0.f;
   }
-  // Resolve the partition's pages once: the token loops then issue no dependent table loads.
+  // This block merges partitions z, z + Z, z + 2Z, ... (Z = gridDim.z) of the context, so the
+  // grid depends only on the launch shape, never on the context length (graph-capturable). The
+  // running result lives in shared memory: registers stay free for the token loops.
+  for (int i = threadIdx.x; i < CG * D; i += blockDim.x) racc[i / D][i % D] = 0.f;
+  if (threadIdx.x < CG) {
+    rm[threadIdx.x] = -FLT_MAX;
+    rl[threadIdx.x] = 0.f;
+  }
   const int* bt = p.block_tables + s * p.bt_stride;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    const int tok = start + i;
-    const int64_t phys = bt[tok / p.block_size];
-    const int64_t in_block = (static_cast<int64_t>(tok % p.block_size) * p.num_kv_heads + kvh) * D;
-    koff[i] = phys * p.kc_block_stride + in_block;
-    voff[i] = phys * p.vc_block_stride + in_block;
+  for (int start = blockIdx.z * p.part_size; start < ctx; start += gridDim.z * p.part_size) {
+    const int n = min(ctx, start + p.part_size) - start;
+    for (int i = threadIdx.x; i < CG * D; i += blockDim.x) oacc[i / D][i % D] = 0.f;
+    // Resolve the partition's pages once: the token loops then issue no dependent table loads.
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+      const int tok = start + i;
+      const int64_t phys = bt[tok / p.block_size];
+      const int64_t in_block = (static_cast<int64_t>(tok % p.block_size) * p.num_kv_heads + kvh) * D;
+      koff[i] = phys * p.kc_block_stride + in_block;
+      voff[i] = phys * p.vc_block_stride + in_block;
+    }
+    __syncthreads();
+    if constexpr (ONE_PASS) {
+      attn_one_pass<T, D, CG>(p, koff, voff, n, qs, oacc, ms, ls, gm, gl);
+    } else {
+      attn_scores<T, D, CG>(p, koff, n, qs, logits);
+      __syncthreads();
+      attn_softmax<CG>(n, logits, ms, ls);
+      __syncthreads();
+      attn_values<T, D, CG>(p, voff, n, logits, oacc);
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < CG * D; i += blockDim.x) {  // merge into the running result
+      const int g = i / D, d = i % D;
+      const float mx = fmaxf(rm[g], ms[g]);
+      racc[g][d] = racc[g][d] * __expf(rm[g] - mx) + oacc[g][d] * __expf(ms[g] - mx);
+    }
+    __syncthreads();
+    if (threadIdx.x < CG) {
+      const int g = threadIdx.x;
+      const float mx = fmaxf(rm[g], ms[g]);
+      rl[g] = rl[g] * __expf(rm[g] - mx) + ls[g] * __expf(ms[g] - mx);
+      rm[g] = mx;
+    }
+    // The next partition's first sync orders these writes before any reuse of ms/ls/oacc.
   }
   __syncthreads();
-  if constexpr (ONE_PASS) {
-    attn_one_pass<T, D, CG>(p, koff, voff, n, qs, oacc, ms, ls, gm, gl);
-  } else {
-    attn_scores<T, D, CG>(p, koff, n, qs, logits);
-    __syncthreads();
-    attn_softmax<CG>(n, logits, ms, ls);
-    __syncthreads();
-    attn_values<T, D, CG>(p, voff, n, logits, oacc);
-  }
-  __syncthreads();
-  for (int i = threadIdx.x; i < CG * D; i += blockDim.x) {
+  for (int i = threadIdx.x; i < valid * D; i += blockDim.x) {
     const int g = i / D, d = i % D;
-    const float o = ls[g] > 0.f ? oacc[g][d] / ls[g] : 0.f;
+    const float o = rl[g] > 0.f ? racc[g][d] / rl[g] : 0.f;
     if (p.num_splits == 1) {
       T* out = static_cast<T*>(p.out) + t * p.out_tok_stride + (hq0 + g) * p.out_head_stride;
       out[d] = from_float<T>(o);
     } else {
-      const int64_t row = (static_cast<int64_t>(t) * p.num_q_heads + hq0 + g) * p.num_splits + split;
+      const int64_t row =
+          (static_cast<int64_t>(t) * p.num_q_heads + hq0 + g) * p.num_splits + blockIdx.z;
       p.tmp_out[row * D + d] = o;
       if (d == 0) {
-        p.tmp_ml[row * 2] = ms[g];
-        p.tmp_ml[row * 2 + 1] = ls[g];
+        p.tmp_ml[row * 2] = rm[g];
+        p.tmp_ml[row * 2 + 1] = rl[g];
       }
     }
   }
@@ -216,13 +238,15 @@ template <typename T, int D>
 __global__ void attn_reduce_kernel(AttnParams p) {
   const int t = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
   if (t >= p.query_start_loc[p.num_seqs]) return;
+  const int ctx = visible_ctx(p, find_seq(p.query_start_loc, p.num_seqs, t), t);
+  const int used = min(p.num_splits, (ctx + p.part_size - 1) / p.part_size);
   const int64_t row0 = (static_cast<int64_t>(t) * p.num_q_heads + h) * p.num_splits;
   float m = -FLT_MAX;
-  for (int z = 0; z < p.num_splits; ++z) {
+  for (int z = 0; z < used; ++z) {
     if (p.tmp_ml[(row0 + z) * 2 + 1] > 0.f) m = fmaxf(m, p.tmp_ml[(row0 + z) * 2]);
   }
   float num = 0.f, den = 0.f;
-  for (int z = 0; z < p.num_splits; ++z) {
+  for (int z = 0; z < used; ++z) {
     const float l = p.tmp_ml[(row0 + z) * 2 + 1];
     if (l <= 0.f) continue;  // empty partition: its tmp_out was never written
     const float w = l * __expf(p.tmp_ml[(row0 + z) * 2] - m);

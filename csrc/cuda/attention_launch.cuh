@@ -13,7 +13,8 @@ void launch_cg(dim3 grid, const AttnParams& p, vllm_stream_t stream) {
 
 template <typename T, int D>
 void launch_attn_d(const AttnParams& p, int cg, int num_tokens, vllm_stream_t stream) {
-  const int chunks = p.num_q_heads / p.num_kv_heads / cg;
+  const int group = p.num_q_heads / p.num_kv_heads;
+  const int chunks = (group + cg - 1) / cg;
   dim3 grid(num_tokens, p.num_kv_heads * chunks, p.num_splits);
   switch (cg) {
     case 8: launch_cg<T, D, 8>(grid, p, stream); break;

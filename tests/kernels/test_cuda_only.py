@@ -126,7 +126,8 @@ def _attn_case(q_lens: list[int], ctx_lens: list[int], hq: int, hk: int, d: int,
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("d", [64, 80, 96, 128, 256])
-@pytest.mark.parametrize("hq,hk,bs", [(4, 4, 16), (8, 2, 32), (12, 2, 128), (6, 2, 16)])
+@pytest.mark.parametrize("hq,hk,bs", [(4, 4, 16), (8, 2, 32), (12, 2, 128), (6, 2, 16), (14, 2, 16),
+                                      (18, 2, 16)])
 @pytest.mark.parametrize("q_lens,ctx_lens", [
     ([1, 5, 17, 1], [37, 40, 17, 1300]),  # decode, chunk with history, fresh prefill, split-K
     ([3, 1], [100, 128]),                 # one partition: direct write, no reduce
@@ -143,6 +144,20 @@ def test_paged_attention(dtype: torch.dtype, d: int, hq: int, hk: int, bs: int,
     ops.paged_attention(out, q, kc, vc, bt, sl, qsl, mq, ms, scale, ns=ops.CUDA)
     _close(out, ref, dtype, scale=2.0 if dtype != torch.float32 else 10.0)
     assert torch.all(out[-2:] == 7.0)
+
+
+@pytest.mark.parametrize("hint", [1, 64, 131072])
+def test_paged_attention_any_seq_len_hint(hint: int) -> None:
+    """max_seq_len only plans the split-K launch (graphs capture one hint for every batch)."""
+    from vllm.attention.paged_attention import paged_attention_native
+
+    q, kc, vc, bt, sl, qsl, mq, ms = _attn_case([1, 1, 1], [3000, 17, 515], 32, 8, 128, 16,
+                                                torch.bfloat16)
+    ref = torch.full_like(q, 7.0)
+    paged_attention_native(ref, q, kc, vc, bt, sl, qsl, mq, ms, 0.1)
+    out = torch.full_like(q, 7.0)
+    ops.paged_attention(out, q, kc, vc, bt, sl, qsl, mq, hint, 0.1, ns=ops.CUDA)
+    _close(out, ref, torch.bfloat16, scale=2.0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

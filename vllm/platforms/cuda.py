@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -43,6 +43,14 @@ class CudaPlatform(Platform):
     def supports_graphs(self) -> bool:
         return True
 
+    def graph_pool(self) -> Any:
+        # One pool per set of graphs (per model runner): a pool whose graphs were all freed
+        # must not be captured into again.
+        return torch.cuda.graph_pool_handle()
+
+    def new_graph(self, pool: Any) -> _CudaGraph:
+        return _CudaGraph(pool)
+
     def check_and_update_config(self, config: VllmConfig) -> VllmConfig:
         return config
 
@@ -52,3 +60,26 @@ class CudaPlatform(Platform):
             major, minor = torch.cuda.get_device_capability()
             out["compute_capability"] = f"{major}.{minor}"
         return out
+
+
+class _CudaGraph:
+    """A CUDA (or HIP) graph of one forward; replays write into the captured output tensor."""
+
+    def __init__(self, pool: Any) -> None:
+        self.graph = torch.cuda.CUDAGraph()
+        self.pool = pool
+
+    def capture(self, fn: Any) -> torch.Tensor:
+        # One eager run on a side stream first: lazy initialisation (cuBLAS handles and
+        # workspaces, kernel loading) must not happen under capture.
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            fn()
+        torch.cuda.current_stream().wait_stream(side)
+        with torch.cuda.graph(self.graph, pool=self.pool):
+            out = fn()
+        return out
+
+    def replay(self) -> None:
+        self.graph.replay()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from functools import cached_property
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -106,6 +106,16 @@ class Platform:
     def supports_graphs(self) -> bool:
         """Whether decode steps can be captured as device graphs (CUDA graphs)."""
         return False
+
+    def graph_pool(self) -> Any:
+        """A fresh memory pool for one set of device graphs (None where graphs need none)."""
+        return None
+
+    def new_graph(self, pool: Any) -> Any:
+        """A fresh device graph (``vllm.worker.graph_runner.DeviceGraph``: ``capture(fn)``
+        returns fn's output tensor, ``replay()`` re-runs the recording into it) allocating from
+        ``pool``. Only platforms whose ``supports_graphs()`` is True."""
+        raise NotImplementedError(f"platform {self.name} has no device graphs")
 
     def check_and_update_config(self, config: VllmConfig) -> VllmConfig:
         """Return the config with this platform's defaults filled in."""

@@ -3,6 +3,7 @@ sampling positions only, sampling on device. Device-neutral: no platform branche
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from vllm.config import VllmConfig
 from vllm.core.types import ModelRunnerOutput, SchedulerOutput, TokenLogprobs
 from vllm.forward_context import set_forward_context
 from vllm.logger import init_logger
+from vllm.worker.graph_runner import DecodeGraphs, graph_sizes
 from vllm.worker.input_batch import CachedRequestState, HostBatch, build_host_batch
 
 logger = init_logger(__name__)
@@ -50,6 +52,7 @@ class ModelRunner:
         self.kv_caches: list[torch.Tensor] = []
         self.block_size = 0
         self.sampler: Any = None
+        self.graphs: DecodeGraphs | None = None
 
     # ---- setup ------------------------------------------------------------------------
     def load_model(self) -> None:
@@ -111,6 +114,32 @@ class ModelRunner:
                 cache.zero_()
         assert self.model is not None
         bind_kv_cache(self.model, self.kv_caches)
+        self.capture_graphs()
+
+    def capture_graphs(self) -> None:
+        """Capture decode graphs per batch-size bucket, unless eager mode is asked for, the
+        platform has no graphs, or a layer's kernel cannot be captured (``graph_safe = False``)."""
+        from vllm.platforms import current_platform
+
+        comp = self.config.compilation
+        assert self.model is not None
+        if comp.enforce_eager or not current_platform.supports_graphs():
+            return
+        unsafe = [type(m).__name__ for m in self.model.modules() if getattr(m, "graph_safe", True) is False]
+        if unsafe:
+            logger.warning("decode runs eagerly: %s cannot be captured in a device graph", unsafe[0])
+            return
+        sizes = graph_sizes(comp.cuda_graph_sizes, self.max_num_reqs, self.max_num_tokens)
+        if not sizes:
+            return
+        start = time.perf_counter()
+        bufs = {"input_ids": self.input_ids_buf, "positions": self.positions_buf,
+                "slot_mapping": self.slot_mapping_buf, "seq_lens": self.seq_lens_buf}
+        graphs = DecodeGraphs(self.model, sizes, bufs, self.max_blocks_per_req, self.max_model_len)
+        graphs.capture_all(current_platform)
+        self.graphs = graphs
+        logger.info("captured %d decode graphs (batch sizes %d..%d) in %.1f s", len(sizes),
+                    sizes[0], sizes[-1], time.perf_counter() - start)
 
     @torch.inference_mode()
     def profile_run(self) -> None:
@@ -180,8 +209,15 @@ class ModelRunner:
         states = [self.requests[rid] for rid in so.num_scheduled_tokens]
         hb = build_host_batch(states, list(so.num_scheduled_tokens.values()), self.block_size)
         meta, input_ids, positions = self._to_device(hb)
-        with set_forward_context(meta):
-            hidden = self.model(input_ids, positions)  # [T, H]
+        bucket = None
+        if self.graphs is not None and hb.num_tokens == len(states):  # decodes only
+            bucket = self.graphs.bucket(len(states))
+        if bucket is not None:
+            assert self.graphs is not None
+            hidden = self.graphs.run(bucket, len(states), hb.block_tables)  # [S, H]
+        else:
+            with set_forward_context(meta):
+                hidden = self.model(input_ids, positions)  # [T, H]
 
         out = ModelRunnerOutput(
             req_ids=hb.req_ids,

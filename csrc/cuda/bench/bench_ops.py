@@ -139,7 +139,9 @@ def case_cache(T: int, hk: int, d: int, bs: int, dtype: torch.dtype):
     return k, n, nbytes
 
 
-def case_attn(S: int, ctx: int, q_len: int, hq: int, hk: int, d: int, bs: int, dtype: torch.dtype):
+def case_attn(S: int, ctx: int, q_len: int, hq: int, hk: int, d: int, bs: int, dtype: torch.dtype,
+              impl: str = "c"):
+    """impl: "c" (the `_C` kernel) or "triton" (vllm/attention/ops/triton_paged_attention.py)."""
     from vllm.attention.paged_attention import paged_attention_native
 
     blocks = math.ceil(ctx / bs)
@@ -155,7 +157,12 @@ def case_attn(S: int, ctx: int, q_len: int, hq: int, hk: int, d: int, bs: int, d
     q = torch.randn(T, hq, d, dtype=dtype, device=DEV)
     o = torch.empty_like(q)
     args = lambda i: (o, q, kc, vc, perm[i], sl, qsl, q_len, ctx, d**-0.5)  # noqa: E731
-    k = [lambda i=i: ops.paged_attention(*args(i), ops.CUDA) for i in range(nsets)]
+    if impl == "triton":
+        from vllm.attention.ops.triton_paged_attention import triton_paged_attention
+
+        k = [lambda i=i: triton_paged_attention(*args(i)) for i in range(nsets)]
+    else:
+        k = [lambda i=i: ops.paged_attention(*args(i), ops.CUDA) for i in range(nsets)]
     n = [lambda i=i: paged_attention_native(*args(i)) for i in range(1)] if S * ctx <= 65536 else None
     return k, n, nbytes
 
@@ -192,6 +199,16 @@ CASES: dict[str, Callable] = {
     "paged_attn decode 16x8192 32/8 d128 bs16 bf16": lambda: case_attn(16, 8192, 1, 32, 8, 128, 16, BF16),
     "paged_attn decode 64x512 32/32 d128 bs16 bf16": lambda: case_attn(64, 512, 1, 32, 32, 128, 16, BF16),
     "paged_attn prefill 4x512 (q=512) 32/8 d128 bf16": lambda: case_attn(4, 512, 512, 32, 8, 128, 16, BF16),
+    "paged_attn triton decode 256x1024 32/8 d128 bs16 bf16":
+        lambda: case_attn(256, 1024, 1, 32, 8, 128, 16, BF16, "triton"),
+    "paged_attn decode 256x192 32/8 d128 bs16 bf16": lambda: case_attn(256, 192, 1, 32, 8, 128, 16, BF16),
+    "paged_attn triton decode 256x192 32/8 d128 bs16 bf16":
+        lambda: case_attn(256, 192, 1, 32, 8, 128, 16, BF16, "triton"),
+    "paged_attn triton decode 256x192 14/2 d64 bs16 bf16":
+        lambda: case_attn(256, 192, 1, 14, 2, 64, 16, BF16, "triton"),
+    "paged_attn decode 256x192 14/2 d64 bs16 bf16": lambda: case_attn(256, 192, 1, 14, 2, 64, 16, BF16),
+    "paged_attn triton prefill 4x512 (q=512) 32/8 d128 bf16":
+        lambda: case_attn(4, 512, 512, 32, 8, 128, 16, BF16, "triton"),
     "fused_moe 256 tok H2048 I1408 E8 top2 bf16": lambda: case_moe(256, 2048, 1408, 8, 2, BF16),
 }
 

@@ -66,6 +66,9 @@ class FusedMoE(CustomOp):
         self.w2 = self._param(torch.empty(num_experts, hidden_size, self.inter, dtype=dtype), "w2")
         ns = {"cpu": ops.CPU, "cuda": ops.CUDA, "hip": ops.CUDA}.get(self.dispatch.method)
         self._kernel_ns = ns if ns is not None and ops.has_op(ns, "fused_moe") else None
+        # Both the kernels and the reference read per-expert token counts on the host, which a
+        # device graph cannot record: the model runner keeps MoE models' decode eager.
+        self.graph_safe = False
 
     def _param(self, data: torch.Tensor, name: str) -> nn.Parameter:
         p = nn.Parameter(data, requires_grad=False)
