@@ -76,3 +76,4 @@ def test_graphs_match_eager(tiny_llama_dir: str, graphs_on: list[int]) -> None:
     single = llm.generate(PROMPTS[1:2], GREEDY, use_tqdm=False)[0].outputs[0].token_ids
     assert single == want[1] and graphs_on[-1] == 1
     llm.llm_engine.shutdown()
+

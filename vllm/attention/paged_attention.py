@@ -106,6 +106,31 @@ def paged_attention_xpu(
     )
 
 
+def paged_attention_cuda(
+    out: torch.Tensor, query: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
+    block_tables: torch.Tensor, seq_lens: torch.Tensor, query_start_loc: torch.Tensor,
+    max_query_len: int, max_seq_len: int, scale: float,
+) -> None:
+    """CUDA/ROCm: the Triton tiled kernel for prefill chunks and for decode batches whose
+    (sequence, kv head) programs fill the GPU twice over (it streams 64-key tiles); the `_C`
+    split-K kernel for decodes of a few, possibly long, sequences. The choice depends on shapes
+    only, so a graph captured for a batch size keeps its kernel."""
+    from vllm.attention.ops import triton_paged_attention as tri
+
+    programs = seq_lens.shape[0] * key_cache.shape[2]
+    if tri.available() and (max_query_len > 1 or programs >= 2 * _sm_count(query.device)):
+        tri.triton_paged_attention(out, query, key_cache, value_cache, block_tables, seq_lens,
+                                   query_start_loc, max_query_len, max_seq_len, scale)
+    else:
+        ops.paged_attention(out, query, key_cache, value_cache, block_tables, seq_lens,
+                            query_start_loc, max_query_len, max_seq_len, scale, ns=ops.CUDA)
+
+
+@functools.cache
+def _sm_count(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
 @CustomOp.register("paged_attention")
 class PagedAttention(CustomOp):
     """Stateless op; see the module docstring for the arguments."""
@@ -117,10 +142,10 @@ class PagedAttention(CustomOp):
         ops.paged_attention(*args, **kwargs, ns=ops.CPU)
 
     def forward_cuda(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        ops.paged_attention(*args, **kwargs, ns=ops.CUDA)
+        paged_attention_cuda(*args, **kwargs)
 
     def forward_hip(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        ops.paged_attention(*args, **kwargs, ns=ops.CUDA)
+        paged_attention_cuda(*args, **kwargs)
 
     def forward_xpu(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         paged_attention_xpu(*args, **kwargs)

@@ -47,8 +47,35 @@ class Worker:
             self.resolved = resolve_model(self.config.model)
 
     def load_model(self) -> None:
+        self.check_weights_fit()
         self.runner = ModelRunner(self.config, self.resolved, self.device)
         self.runner.load_model()
+
+    def check_weights_fit(self) -> None:
+        """Device-memory platforms: fail before loading when this rank's weights alone exceed
+        what gpu_memory_utilization allows (sizes from a parameter-free build of the model)."""
+        from vllm.model_executor.model_loader import build_model
+        from vllm.platforms import current_platform
+
+        if current_platform.kv_cache_in_host_memory:
+            return
+        import torch
+
+        shell = build_model(self.resolved, torch.device("meta"))
+        need = sum(t.numel() * t.element_size()
+                   for t in list(shell.parameters()) + list(shell.buffers()))
+        free, total = current_platform.memory_info()
+        util = self.config.cache.gpu_memory_utilization
+        budget = min(free, int(total * util))
+        if need > budget:
+            tp = self.config.parallel.tensor_parallel_size
+            raise ValueError(
+                f"model {self.resolved.path} does not fit: its {self.resolved.dtype} weights need "
+                f"{need / _GIB:.2f} GiB per device (tensor_parallel_size={tp}), but "
+                f"gpu_memory_utilization={util} of {total / _GIB:.2f} GiB allows "
+                f"{total * util / _GIB:.2f} GiB and {free / _GIB:.2f} GiB is free; use a larger "
+                "tensor_parallel_size, a smaller dtype or model, or raise gpu_memory_utilization"
+            )
 
     @property
     def block_size(self) -> int:

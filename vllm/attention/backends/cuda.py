@@ -4,14 +4,11 @@ graph-capturable."""
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from vllm import _custom_ops as ops
 from vllm.attention.backends._kernel import KernelAttentionBackend
 from vllm.attention.backends.abstract import AttentionMetadata
-from vllm.attention.ops import triton_paged_attention as triton_attn
 
 
 class CudaAttentionBackend(KernelAttentionBackend):
@@ -32,30 +29,10 @@ class CudaAttentionBackend(KernelAttentionBackend):
         return (torch.float16, torch.bfloat16, torch.float32)
 
     @classmethod
-    def use_triton(cls, meta: AttentionMetadata, num_kv_heads: int, device: torch.device) -> bool:
-        """Prefill chunks: Triton (query tiles share K/V pages, tensor cores). Decodes: Triton
-        when (sequence, kv head) programs fill the GPU twice over (it streams 64-key tiles,
-        beating the per-token `_C` kernel on short contexts); else the `_C` kernel, whose
-        split-K spreads a few long contexts over every SM. Depends on shapes only, so a graph
-        captured for a batch size keeps its kernel."""
-        if not triton_attn.available():
-            return False
-        if meta.max_query_len > 1:
-            return True
-        return meta.num_seqs * num_kv_heads >= 2 * _sm_count(device)
-
-    @classmethod
     def attend(cls, out: torch.Tensor, query: torch.Tensor, kv_cache: torch.Tensor,
                meta: AttentionMetadata, scale: float) -> None:
-        if cls.use_triton(meta, kv_cache.shape[3], query.device):
-            triton_attn.triton_paged_attention(
-                out, query, kv_cache[0], kv_cache[1], meta.block_tables, meta.seq_lens,
-                meta.query_start_loc, meta.max_query_len, meta.max_seq_len, scale,
-            )
-            return
-        super().attend(out, query, kv_cache, meta, scale)
+        from vllm.attention.paged_attention import paged_attention_cuda
 
-
-@functools.cache
-def _sm_count(device: torch.device) -> int:
-    return torch.cuda.get_device_properties(device).multi_processor_count
+        paged_attention_cuda(out, query.contiguous(), kv_cache[0], kv_cache[1], meta.block_tables,
+                             meta.seq_lens, meta.query_start_loc, meta.max_query_len,
+                             meta.max_seq_len, scale)
