@@ -8,6 +8,7 @@ namespace {
 
 const KernelTable* best_table() {
 #if VLLM_CPU_HAVE_X86
+  if (cpu_supports("avx512_bf16")) return &table_avx512_bf16();
   if (cpu_supports("avx512")) return &table_avx512();
   if (cpu_supports("avx2")) return &table_avx2();
 #endif
@@ -31,6 +32,8 @@ bool cpu_supports(const char* isa) {
   if (std::strcmp(isa, "avx512") == 0)
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  if (std::strcmp(isa, "avx512_bf16") == 0)
+    return cpu_supports("avx512") && __builtin_cpu_supports("avx512bf16");
 #endif
   return false;
 }
@@ -43,6 +46,7 @@ bool force_isa(const char* name) {
   active() = &table_scalar();
 #if VLLM_CPU_HAVE_X86
   if (std::strcmp(name, "avx512") == 0) active() = &table_avx512();
+  if (std::strcmp(name, "avx512_bf16") == 0) active() = &table_avx512_bf16();
   if (std::strcmp(name, "avx2") == 0) active() = &table_avx2();
 #endif
   return true;

@@ -2,6 +2,7 @@
 // the expected vs actual value.
 #pragma once
 
+#include <utility>
 #include <ATen/ATen.h>
 #include "cpu/kernels/api.h"
 
@@ -48,6 +49,18 @@ inline void check_size(const at::Tensor& t, int64_t dim, int64_t want, const cha
                        const char* arg) {
   TORCH_CHECK(t.size(dim) == want, op, ": ", arg, ".size(", dim, ") must be ", want, ", got ",
               t.size(dim), " (shape ", t.sizes(), ")");
+}
+
+// (min, max) of a 1-D contiguous int64 tensor by a plain loop: two ATen reductions plus
+// .item() cost several microseconds, more than the kernels they guard at decode sizes.
+inline std::pair<int64_t, int64_t> int64_range(const at::Tensor& t) {
+  const int64_t* p = t.data_ptr<int64_t>();
+  int64_t lo = p[0], hi = p[0];
+  for (int64_t i = 1; i < t.numel(); ++i) {
+    lo = p[i] < lo ? p[i] : lo;
+    hi = p[i] > hi ? p[i] : hi;
+  }
+  return {lo, hi};
 }
 
 }  // namespace vllm_cpu

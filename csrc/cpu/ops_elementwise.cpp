@@ -139,7 +139,7 @@ void rotary_embedding(const at::Tensor& positions, at::Tensor& query,
   }
   if (tokens == 0) return;
   const at::Tensor pos = positions.reshape({-1}).contiguous();
-  const int64_t lo = pos.min().item<int64_t>(), hi = pos.max().item<int64_t>();
+  const auto [lo, hi] = int64_range(pos);
   TORCH_CHECK(lo >= 0 && hi < cos_sin_cache.size(0), op, ": positions must be in [0, ",
               cos_sin_cache.size(0), ") (cos_sin_cache rows), got range [", lo, ", ", hi, "]");
   a.positions = pos.data_ptr<int64_t>();
@@ -180,7 +180,7 @@ void reshape_and_cache(const at::Tensor& key, const at::Tensor& value, at::Tenso
   if (t == 0) return;
   const at::Tensor slots = slot_mapping.contiguous();
   const int64_t num_slots = key_cache.size(0) * key_cache.size(1);
-  const int64_t hi = slots.max().item<int64_t>();
+  const int64_t hi = int64_range(slots).second;
   TORCH_CHECK(hi < num_slots, op, ": slot_mapping values must be < num_blocks * block_size = ",
               num_slots, ", got ", hi);
   CacheArgs a{key.data_ptr(), value.data_ptr(), key_cache.data_ptr(), value_cache.data_ptr(),

@@ -56,6 +56,12 @@ std::vector<std::string> compiled_isas() {
     if (end > start) out.push_back(all.substr(start, end - start));
     start = end + 1;
   }
+  // table_avx512.cpp also holds the avx512_bf16 table (cmake lists the translation units).
+  for (size_t i = 0; i < out.size(); ++i)
+    if (out[i] == "avx512") {
+      out.insert(out.begin() + i + 1, "avx512_bf16");
+      break;
+    }
   return out;
 }
 
@@ -97,7 +103,7 @@ void bind_omp_threads(const std::vector<int>& cores) {
 PYBIND11_MODULE(_C_cpu, m) {
   m.doc() = "vLLM CPU kernels (ops live in torch.ops._C_cpu)";
   m.def("isa", [] { return std::string(vllm_cpu::current_isa()); },
-        "ISA the kernels dispatch to at run time: avx512 | avx2 | scalar");
+        "ISA the kernels dispatch to at run time: avx512_bf16 | avx512 | avx2 | scalar");
   m.def("compiled_isas", &compiled_isas, "ISAs compiled into this build");
   m.def("set_isa", &set_isa, "Force the kernels onto a compiled ISA this CPU supports (tests)");
   m.def("bind_omp_threads", &bind_omp_threads, "Pin each OpenMP thread to one core");

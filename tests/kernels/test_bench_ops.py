@@ -33,3 +33,16 @@ def test_bench_ops_bad_options() -> None:
     assert result.exit_code != 0 and "fp8" in result.output
     result = CliRunner().invoke(ops_cmd, ["--ops", "no_such_op", "--dtype", "fp32"])
     assert result.exit_code != 0 and "no_such_op" in result.output
+
+
+def test_bench_ops_decode_shapes(tmp_path: Path) -> None:
+    out = tmp_path / "ops.json"
+    args = ["--dtype", "bf16", "--iters", "1", "--warmup", "0", "--shapes", "decode", "--ops",
+            "rms_norm,paged_attention", "--threads", str(torch.get_num_threads()), "--json",
+            str(out)]
+    result = CliRunner().invoke(ops_cmd, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert doc["shapes"] == "decode"
+    shapes = {r["op"]: r["shape"] for r in doc["results"]}
+    assert shapes == {"rms_norm": "64x576", "paged_attention": "decode 64x[128,256] 9/3h d64"}

@@ -95,32 +95,54 @@ def _cache_case(dt: torch.dtype, dev: str, tokens: int, hk: int, d: int) -> Case
                 lambda f: f(k, v, kc, vc, slots), 4 * k.numel() * k.element_size())
 
 
-def _attn_case(dt: torch.dtype, dev: str, seqs: int, ctx: int, hq: int, hk: int, d: int) -> Case:
+def _attn_case(dt: torch.dtype, dev: str, seqs: int, ctx: int | tuple[int, int], hq: int, hk: int,
+               d: int) -> Case:
+    """Decode (one query token per sequence); ctx is a length or a (lo, hi) range to draw from."""
     from vllm.attention.paged_attention import PagedAttention
 
     bs = 16
-    nb = seqs * ctx // bs
+    lo, hi = (ctx, ctx) if isinstance(ctx, int) else ctx
+    gen = torch.Generator().manual_seed(0)
+    lens = torch.randint(lo, hi + 1, (seqs,), generator=gen)
+    per_seq = (hi + bs - 1) // bs
+    nb = seqs * per_seq
     kc = torch.randn(nb, bs, hk, d, dtype=dt, device=dev)
     vc = torch.randn_like(kc)
-    bt = torch.randperm(nb, device=dev).to(torch.int32).view(seqs, ctx // bs)
-    seq_lens = torch.full((seqs,), ctx, dtype=torch.int32, device=dev)
+    bt = torch.randperm(nb, generator=gen).to(torch.int32).view(seqs, per_seq).to(dev)
+    seq_lens = lens.to(torch.int32).to(dev)
     qsl = torch.arange(seqs + 1, dtype=torch.int32, device=dev)
     q = torch.randn(seqs, hq, d, dtype=dt, device=dev)
     out = torch.empty_like(q)
-    nbytes = (2 * kc.numel() + 2 * q.numel()) * q.element_size()
-    return Case("paged_attention", f"decode {seqs}x{ctx} {hq}/{hk}h d{d}", PagedAttention(),
-                lambda f: f(out, q, kc, vc, bt, seq_lens, qsl, 1, ctx, d**-0.5), nbytes)
+    nbytes = (2 * int(lens.sum()) * hk * d + 2 * q.numel()) * q.element_size()
+    shape = f"decode {seqs}x{ctx if lo == hi else f'[{lo},{hi}]'} {hq}/{hk}h d{d}"
+    return Case("paged_attention", shape, PagedAttention(),
+                lambda f: f(out, q, kc, vc, bt, seq_lens, qsl, 1, hi, d**-0.5), nbytes)
 
 
-def build_cases(dt: torch.dtype, dev: str, gpu: bool, wanted: set[str]) -> list[Case]:
+# Shape sets: "llm" = 7B-class layers at 256 tokens; "decode" = the smollm2-135m shape of the
+# CPU throughput benchmark at one decode step of 64 sequences (hidden 576, intermediate 1536,
+# 9 query / 3 kv heads of 64, contexts of 128-256 tokens), where fixed per-call costs matter.
+SHAPES = {
+    "llm": dict(tokens=256, hidden=4096, inter=11008, hq=32, hk=8, d=128, seqs=(256, 32),
+                ctx=1024),
+    "decode": dict(tokens=64, hidden=576, inter=1536, hq=9, hk=3, d=64, seqs=(64, 64),
+                   ctx=(128, 256)),
+}
+
+
+def build_cases(dt: torch.dtype, dev: str, gpu: bool, wanted: set[str],
+                shapes: str = "llm") -> list[Case]:
     """The cases for the ops in `wanted` (all when empty); inputs are only made for those."""
+    sh = SHAPES[shapes]
+    t, hq, hk, d = sh["tokens"], sh["hq"], sh["hk"], sh["d"]
+    seqs = sh["seqs"][0] if gpu else sh["seqs"][1]
     groups: list[tuple[tuple[str, ...], Callable[[], list[Case]]]] = [
-        (("rms_norm", "fused_add_rms_norm"), lambda: _norm_cases(dt, dev, 256, 4096)),
+        (("rms_norm", "fused_add_rms_norm"), lambda: _norm_cases(dt, dev, t, sh["hidden"])),
         (("silu_and_mul", "gelu_and_mul", "gelu_tanh_and_mul"),
-         lambda: _act_cases(dt, dev, 256, 11008)),
-        (("rotary_embedding",), lambda: [_rope_case(dt, dev, 256, 32, 8, 128)]),
-        (("reshape_and_cache",), lambda: [_cache_case(dt, dev, 256, 8, 128)]),
-        (("paged_attention",), lambda: [_attn_case(dt, dev, 256 if gpu else 32, 1024, 32, 8, 128)]),
+         lambda: _act_cases(dt, dev, t, sh["inter"])),
+        (("rotary_embedding",), lambda: [_rope_case(dt, dev, t, hq, hk, d)]),
+        (("reshape_and_cache",), lambda: [_cache_case(dt, dev, t, hk, d)]),
+        (("paged_attention",), lambda: [_attn_case(dt, dev, seqs, sh["ctx"], hq, hk, d)]),
     ]
     known = {name for names, _ in groups for name in names}
     unknown = wanted - known
@@ -212,8 +234,11 @@ def format_table(rows: list[Result]) -> str:
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 1024),
               help="torch / OpenMP threads (CPU).")
 @click.option("--ops", "only", default="", help="Comma-separated op names to run (default all).")
+@click.option("--shapes", type=click.Choice(sorted(SHAPES)), default="llm", show_default=True,
+              help="llm: 7B-class layers at 256 tokens; decode: smollm2-135m at 64 sequences.")
 @click.option("--json", "json_path", default=None, help="Write the results as JSON here.")
-def ops_cmd(dtypes: str, iters: int, warmup: int, threads: int, only: str, json_path: str | None) -> None:
+def ops_cmd(dtypes: str, iters: int, warmup: int, threads: int, only: str, shapes: str,
+            json_path: str | None) -> None:
     """Time each op's kernels vs forward_native at LLM shapes."""
     from vllm.platforms import current_platform
 
@@ -227,13 +252,13 @@ def ops_cmd(dtypes: str, iters: int, warmup: int, threads: int, only: str, json_
     dev = current_platform.device_type
     rows: list[Result] = []
     for name in names:
-        for case in build_cases(DTYPES[name], dev, dev != "cpu", wanted):
+        for case in build_cases(DTYPES[name], dev, dev != "cpu", wanted, shapes):
             rows += bench_case(case, name, iters, warmup)
     click.echo(format_table(rows))
     if json_path:
         doc = {"command": " ".join(["vllm", "bench", "ops", *sys.argv[3:]]),
                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "machine": machine(), "iters": iters, "results": [asdict(r) for r in rows]}
+               "machine": machine(), "iters": iters, "shapes": shapes, "results": [asdict(r) for r in rows]}
         with open(json_path, "w") as f:
             json.dump(doc, f, indent=2)
         click.echo(f"wrote {json_path}")

@@ -87,7 +87,7 @@ async def _one_request(session: Any, url: str, payload: dict[str, Any]) -> Reque
                 if body.get("usage"):
                     res.prompt_tokens = body["usage"].get("prompt_tokens", 0)
                     res.output_tokens = body["usage"].get("completion_tokens", 0)
-                if body.get("choices") and body["choices"][0].get("text"):
+                if body.get("choices"):  # text may be empty (e.g. special tokens)
                     now = time.perf_counter()
                     if chunks == 0:
                         res.ttft = now - start

@@ -80,6 +80,13 @@ class KVCacheManager:
         changes nothing) when not enough blocks are free."""
         hits = new_computed_blocks or []
         blocks = self.req_to_blocks.get(request.request_id, [])
+        if not hits and blocks:  # the common decode step: room in the last block, nothing to cache
+            total = request.num_computed_tokens + num_new_tokens
+            if total <= len(blocks) * self.block_size and (
+                not self.enable_caching
+                or total // self.block_size <= self._num_cached_blocks.get(request.request_id, 0)
+            ):
+                return []
         num_computed = request.num_computed_tokens + len(hits) * self.block_size
         total = num_computed + num_new_tokens
         need = max(0, -(-total // self.block_size) - len(blocks) - len(hits))

@@ -86,19 +86,20 @@ class Request:
     def check_stop(self) -> bool:
         """After a token was appended: set the finished status if a stop condition holds."""
         params = self.sampling_params
-        last = self.output_token_ids[-1]
-        if self.num_output_tokens >= params.min_tokens:
-            if not params.ignore_eos and last == self.eos_token_id:
+        num_out = len(self.output_token_ids)
+        if num_out >= params.min_tokens:
+            last = self.output_token_ids[-1]
+            if last == self.eos_token_id and not params.ignore_eos:
                 self.status = RequestStatus.FINISHED_STOPPED
                 return True
-            if last in params.stop_token_ids:
+            if params.stop_token_ids and last in params.stop_token_ids:
                 self.status = RequestStatus.FINISHED_STOPPED
                 self.stop_reason = last
                 return True
-        if params.max_tokens is not None and self.num_output_tokens >= params.max_tokens:
+        if params.max_tokens is not None and num_out >= params.max_tokens:
             self.status = RequestStatus.FINISHED_LENGTH
             return True
-        if self.max_len is not None and self.num_tokens >= self.max_len:
+        if self.max_len is not None and len(self.all_token_ids) >= self.max_len:
             self.status = RequestStatus.FINISHED_LENGTH
             return True
         return False

@@ -126,8 +126,6 @@ class Scheduler:
         budget, preempted = self._schedule_running(out, budget)
         if not preempted:
             self._schedule_waiting(out, budget)
-        for rid, n in out.num_scheduled_tokens.items():
-            self.requests[rid].num_computed_tokens += n
         out.total_num_scheduled_tokens = sum(out.num_scheduled_tokens.values())
         out.finished_req_ids = self._finished_ids
         out.preempted_req_ids = self._preempted_ids
@@ -161,6 +159,7 @@ class Scheduler:
                 continue  # req itself was preempted; index i now points at the next one
             cached[req.request_id] = CachedRequestData(req.request_id, new_ids, req.num_computed_tokens)
             out.num_scheduled_tokens[req.request_id] = num_new
+            req.num_computed_tokens += num_new  # counted as computed once the step runs
             budget -= num_new
             i += 1
         out.cached_reqs = list(cached.values())
@@ -192,6 +191,7 @@ class Scheduler:
                 )
             )
             out.num_scheduled_tokens[req.request_id] = num_new
+            req.num_computed_tokens += num_new
             budget -= num_new
 
     # ---- results ----------------------------------------------------------------------
@@ -199,28 +199,40 @@ class Scheduler:
         self, sched: SchedulerOutput, result: ModelRunnerOutput
     ) -> list[EngineCoreOutput]:
         outputs: list[EngineCoreOutput] = []
+        running = RequestStatus.RUNNING
+        prompt_logprobs = result.prompt_logprobs
+        logprobs = result.logprobs
+        finished: list[Request] = []
         for i, rid in enumerate(result.req_ids):
             req = self.requests.get(rid)
-            if req is None or req.is_finished or req.status != RequestStatus.RUNNING:
-                continue  # aborted or preempted after this step was scheduled
-            new_tokens: list[int] = []
-            for tok in result.sampled_token_ids[i]:
-                req.append_output_token(tok)
-                new_tokens.append(tok)
+            if req is None or req.status != running:
+                continue  # aborted, finished or preempted after this step was scheduled
+            sampled = result.sampled_token_ids[i]
+            new_tokens: list[int] = sampled
+            stopped = False
+            for j, tok in enumerate(sampled):
+                req.output_token_ids.append(tok)  # = req.append_output_token(tok)
+                req.all_token_ids.append(tok)
                 if req.check_stop():
+                    new_tokens, stopped = sampled[: j + 1], True
                     break
-            prompt_lps = result.prompt_logprobs.get(rid)
+            prompt_lps = prompt_logprobs.get(rid) if prompt_logprobs else None
             if not new_tokens and prompt_lps is None:
                 continue
-            lps = result.logprobs[i] if result.logprobs else None
+            lps = logprobs[i] if logprobs else None
             outputs.append(
                 EngineCoreOutput(
                     rid, new_tokens, lps[: len(new_tokens)] if lps is not None else None,
-                    prompt_lps, req.finish_reason(), req.stop_reason, max(req.num_cached_tokens, 0),
+                    prompt_lps, req.finish_reason() if stopped else None, req.stop_reason,
+                    max(req.num_cached_tokens, 0),
                 )
             )
-            if req.is_finished:
-                self.running.remove(req)
+            if stopped:
+                finished.append(req)
+        if finished:
+            gone = {id(r) for r in finished}
+            self.running = [r for r in self.running if id(r) not in gone]
+            for req in finished:
                 self._free(req)
         return outputs
 

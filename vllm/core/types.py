@@ -21,7 +21,7 @@ class EngineCoreRequest:
     eos_token_id: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class EngineCoreOutput:
     request_id: str
     new_token_ids: list[int]
@@ -61,7 +61,7 @@ class NewRequestData:
     eos_token_id: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class CachedRequestData:
     """A request the workers already hold: its new blocks and progress."""
 

@@ -67,28 +67,47 @@ class AsyncLLM:
     # ---- construction -------------------------------------------------------------------
     @classmethod
     async def start(cls, vllm_config: VllmConfig, metrics: Any = None) -> AsyncLLM:
-        """Resolve the model and tokenizer here, start the core process, wait until ready."""
+        """Spawn the core process first, then resolve the model and build the tokenizer here
+        while it loads (both start-ups are mostly imports and file reads: they overlap on
+        separate cores), then wait until the core is ready."""
         from vllm.engine.output_processor import OutputProcessor
         from vllm.engine.processing import InputProcessor
         from vllm.model_executor.model_loader import resolve_model
         from vllm.transformers_utils.tokenizer import get_tokenizer
 
-        resolved = await asyncio.to_thread(resolve_model, vllm_config.model)
-        tokenizer = await asyncio.to_thread(get_tokenizer, resolved, vllm_config.model.chat_template)
-        self = cls(vllm_config, resolved, tokenizer, InputProcessor(vllm_config, tokenizer, resolved),
-                   OutputProcessor(tokenizer), metrics)
-        await self.start_core()
+        self = cls(vllm_config, None, None, None, None, metrics)
+        self._spawn_core(None)
+        try:
+            resolved = await asyncio.to_thread(resolve_model, vllm_config.model)
+            tokenizer = await asyncio.to_thread(get_tokenizer, resolved,
+                                                vllm_config.model.chat_template)
+        except BaseException:
+            await asyncio.to_thread(self._client.kill)
+            raise
+        self.resolved, self.tokenizer = resolved, tokenizer
+        self.input_processor = InputProcessor(vllm_config, tokenizer, resolved)
+        self.output_processor = OutputProcessor(tokenizer)
+        self.max_model_len = int(getattr(resolved, "max_model_len", 0) or 0)
+        self.vocab_size = int(getattr(resolved, "vocab_size", 0) or 0)
+        await self._wait_core()
         return self
 
     async def start_core(self, core_cls: str | None = None) -> None:
         """Spawn the core process (``core_cls`` "module:attr", tests use fakes) and wait."""
-        from vllm import envs
+        self._spawn_core(core_cls)
+        await self._wait_core()
+
+    def _spawn_core(self, core_cls: str | None) -> None:
         from vllm.engine.core_client import CoreClient
         from vllm.engine.core_proc import DEFAULT_CORE
 
         self._loop = asyncio.get_running_loop()
         self._client = CoreClient(self.vllm_config, self._on_message_threadsafe,
                                   core_cls or DEFAULT_CORE)
+
+    async def _wait_core(self) -> None:
+        from vllm import envs
+
         await asyncio.to_thread(self._client.wait_ready, float(envs.VLLM_ENGINE_READY_TIMEOUT_S))
         self.stats = dict(self._client.ready_info)
         self._publish_stats()

@@ -66,6 +66,10 @@ class EngineCore:
         kv = KVCacheManager(num_blocks, self.block_size, self.config.cache.enable_prefix_caching)
         budget = int(self.config.scheduler.max_num_batched_tokens or _default_token_budget())
         self.scheduler = Scheduler(self.config.scheduler, kv, budget)
+        from vllm.platforms import current_platform
+
+        self.overlap = current_platform.async_device_execution
+        self._inflight: tuple[Any, Any] | None = None  # (SchedulerOutput, executor handle)
         tokens = num_blocks * self.block_size
         logger.info(
             "KV cache: %d blocks x %d tokens = %d tokens; max concurrency %.1f requests of %d "
@@ -104,11 +108,33 @@ class EngineCore:
 
     # ---- stepping ---------------------------------------------------------------------
     def step(self) -> list[EngineCoreOutput]:
-        if not self.scheduler.has_unfinished_requests():
-            return []
+        """Schedule, execute and update one step; returns its outputs.
+
+        Where the device runs asynchronously to the host, the next step is scheduled and
+        launched before this step's outputs are returned, so the caller's output processing
+        (detokenization, stop strings, streaming) overlaps the device. A stop string found
+        there aborts its request one step late: that step's extra token is dropped by the
+        scheduler, which skips requests that are no longer running."""
+        if not self.overlap:
+            if not self.scheduler.has_unfinished_requests():
+                return []
+            sched = self.scheduler.schedule()
+            return self.scheduler.update_from_output(sched, self.executor.execute_model(sched))
+        if self._inflight is None:
+            if not self.scheduler.has_unfinished_requests():
+                return []
+            self._launch()
+        assert self._inflight is not None
+        sched, pending = self._inflight
+        self._inflight = None
+        outputs = self.scheduler.update_from_output(sched, self.executor.wait_model(pending))
+        if self.scheduler.has_unfinished_requests():
+            self._launch()
+        return outputs
+
+    def _launch(self) -> None:
         sched = self.scheduler.schedule()
-        result = self.executor.execute_model(sched)
-        return self.scheduler.update_from_output(sched, result)
+        self._inflight = (sched, self.executor.execute_model_async(sched))
 
     def get_stats(self) -> SchedulerStats:
         return self.scheduler.get_stats()

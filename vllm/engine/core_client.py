@@ -110,6 +110,14 @@ class CoreClient:
         return self.proc.is_alive()
 
     # ---- shutdown -----------------------------------------------------------------------
+    def kill(self) -> None:
+        """Stop the core at once (start-up abandoned by the API process): no shutdown message."""
+        self._closing = True
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(2.0)
+        self.shutdown()
+
     def shutdown(self, timeout_s: float = 5.0) -> None:
         self._closing = True
         if self.proc.is_alive():

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
 from vllm.config import VllmConfig
+from vllm.logger import init_logger
+
+logger = init_logger(__name__)
 
 
 def stats_dict(stats: Any) -> dict[str, float]:
@@ -60,12 +65,23 @@ def _drain(core: Any, in_conn: Connection, out_conn: Connection, block: bool) ->
     return True
 
 
+def _step_hook() -> Callable[[], object] | None:
+    """The platform's between-steps housekeeping (CPU: adapt the thread count to other
+    processes' load), if it has any."""
+    from vllm.platforms import current_platform
+
+    return getattr(current_platform, "engine_step_hook", lambda: None)()
+
+
 def _busy_loop(core: Any, in_conn: Connection, out_conn: Connection) -> None:
+    hook = _step_hook()
     while True:
         idle = not core.has_unfinished_requests()
         if not _drain(core, in_conn, out_conn, block=idle):
             return
         if core.has_unfinished_requests():
+            if hook is not None:
+                hook()
             outputs = core.step()
             out_conn.send(("outputs", outputs, stats_dict(core.get_stats())))
         else:
@@ -74,6 +90,37 @@ def _busy_loop(core: Any, in_conn: Connection, out_conn: Connection) -> None:
 
 
 DEFAULT_CORE = "vllm.engine.core:EngineCore"
+_WARMUP_ID = "__warmup__"
+
+
+def warm_up(core: Any) -> None:
+    """Run one dummy prompt (a full token budget, up to 512 tokens) and a few decode steps
+    before reporting ready. The first steps of a fresh process pay one-off costs (GEMM kernel
+    selection and JIT per shape, first touch of activation and KV memory) that otherwise land
+    on the first requests' time to first token. Cores without a config (test fakes) skip it."""
+    from vllm.core.types import EngineCoreRequest
+    from vllm.sampling_params import SamplingParams
+
+    config = getattr(core, "config", None)
+    max_len = int(getattr(core, "max_model_len", 0) or 0)
+    vocab = int(getattr(getattr(core, "resolved", None), "vocab_size", 0) or 101)
+    if config is None or max_len < 8 or vocab < 2:
+        return
+    n = min(int(config.scheduler.max_num_batched_tokens or 512), 512, max_len - 4)
+    ids = [1 + i % min(100, vocab - 1) for i in range(n)]
+    params = SamplingParams(max_tokens=4, temperature=0.0, ignore_eos=True)
+    try:
+        core.add_request(EngineCoreRequest(_WARMUP_ID, ids, params, time.time()))
+    except ValueError:  # e.g. a KV cache smaller than the dummy prompt: serve without it
+        return
+    for _ in range(16):
+        if not core.has_unfinished_requests():
+            break
+        core.step()
+    core.abort_requests([_WARMUP_ID])
+    reset = getattr(core, "reset_prefix_cache", None)
+    if reset is not None:
+        reset()  # no request should hit the dummy prompt's blocks
 
 
 def run_engine_core(vllm_config: VllmConfig, in_conn: Connection, out_conn: Connection,
@@ -88,6 +135,9 @@ def run_engine_core(vllm_config: VllmConfig, in_conn: Connection, out_conn: Conn
 
         module, _, attr = core_cls.partition(":")
         core = getattr(importlib.import_module(module), attr)(vllm_config)
+        start = time.perf_counter()
+        warm_up(core)
+        logger.info("engine core warm-up: %.1f s", time.perf_counter() - start)
         stats = stats_dict(core.get_stats())
     except BaseException as exc:  # noqa: BLE001 - report any start-up failure to the parent
         out_conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))

@@ -1,27 +1,55 @@
 """Incremental detokenization: text grows token by token without ever emitting half a UTF-8
 character (a trailing U+FFFD is held back until the bytes complete) and with correct spacing
-(a few prompt tokens serve as decoding context)."""
+(a few prompt tokens serve as decoding context).
+
+Two costs matter at hundreds of running requests: every token needs two decodes, and the
+transformers ``decode`` wrapper costs several times the Rust decode underneath. So decoding goes
+straight to the fast tokenizer's backend where that gives the same text, and a ``lazy``
+detokenizer (for requests whose text nobody reads before they finish: final-only outputs
+without stop strings) only collects tokens and decodes once, in ``flush``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 _CONTEXT_TOKENS = 5
 
+DecodeFn = Callable[[list[int]], str]
+
+
+def make_decode_fn(tokenizer: Any, skip_special_tokens: bool) -> DecodeFn:
+    """The cheapest call that decodes exactly like ``tokenizer.decode(ids, skip_special_tokens)``.
+
+    transformers' fast tokenizers decode with their Rust backend and then, only when
+    ``clean_up_tokenization_spaces`` is set (and the model is not BPE), post-process the text;
+    without that post-processing the backend call alone is equivalent."""
+    backend = getattr(tokenizer, "_tokenizer", None)
+    cleanup = getattr(tokenizer, "clean_up_tokenization_spaces", True)
+    if backend is not None and hasattr(backend, "decode") and cleanup is False:
+        raw = backend.decode
+        return lambda ids: raw(ids, skip_special_tokens=skip_special_tokens)
+    return lambda ids: tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+
 
 class IncrementalDetokenizer:
-    def __init__(self, tokenizer: Any, prompt_token_ids: list[int], skip_special_tokens: bool = True):
+    def __init__(self, tokenizer: Any, prompt_token_ids: list[int], skip_special_tokens: bool = True,
+                 lazy: bool = False, decode_fn: DecodeFn | None = None) -> None:
         self.tokenizer = tokenizer
         self.skip_special_tokens = skip_special_tokens
+        self.lazy = lazy
+        self._decode = decode_fn or make_decode_fn(tokenizer, skip_special_tokens)
         self.tokens: list[int] = list(prompt_token_ids[-_CONTEXT_TOKENS:])
         self.prefix_offset = 0
         self.read_offset = len(self.tokens)
 
-    def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=self.skip_special_tokens)
-
     def step(self, new_token_ids: list[int]) -> str:
-        """Text newly completed by these tokens (possibly empty while a character is partial)."""
+        """Text newly completed by these tokens (possibly empty while a character is partial;
+        always empty when lazy: the text comes from ``flush``)."""
+        if self.lazy:
+            self.tokens.extend(new_token_ids)
+            return ""
         out: list[str] = []
         for tok in new_token_ids:
             self.tokens.append(tok)

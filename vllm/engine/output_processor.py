@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vllm.core.types import EngineCoreOutput, TokenLogprobs
-from vllm.engine.detokenizer import IncrementalDetokenizer
+from vllm.engine.detokenizer import DecodeFn, IncrementalDetokenizer, make_decode_fn
 from vllm.outputs import CompletionOutput, Logprob, PositionLogprobs, RequestOutput
 from vllm.sampling_params import RequestOutputKind, SamplingParams
 
@@ -68,6 +68,7 @@ class OutputProcessor:
         self.tokenizer = tokenizer
         self.requests: dict[str, _ReqState] = {}  # core request id -> state
         self.parents: dict[str, _Parent] = {}
+        self._decoders: dict[bool, DecodeFn] = {}  # skip_special_tokens -> decode function
 
     def add_request(
         self, request_id: str, prompt: str | None, prompt_token_ids: list[int],
@@ -79,7 +80,14 @@ class OutputProcessor:
             raise ValueError(f"request_id {request_id!r} is already in use")
         pid = parent_id if parent_id is not None else request_id
         parent = self.parents.setdefault(pid, _Parent(pid, params.n if parent_id else 1))
-        detok = IncrementalDetokenizer(self.tokenizer, prompt_token_ids, params.skip_special_tokens)
+        # Final-only outputs without stop strings read the text once, at the end: decode then.
+        lazy = params.output_kind == RequestOutputKind.FINAL_ONLY and not params.stop
+        decode_fn = self._decoders.get(params.skip_special_tokens)
+        if decode_fn is None:
+            decode_fn = make_decode_fn(self.tokenizer, params.skip_special_tokens)
+            self._decoders[params.skip_special_tokens] = decode_fn
+        detok = IncrementalDetokenizer(self.tokenizer, prompt_token_ids, params.skip_special_tokens,
+                                       lazy=lazy, decode_fn=decode_fn)
         st = _ReqState(request_id, pid, index, prompt, list(prompt_token_ids), params, detok)
         if params.logprobs is not None:
             st.logprobs, st.cumulative_logprob = [], 0.0
@@ -110,12 +118,21 @@ class OutputProcessor:
             st = self.requests.get(eo.request_id)
             if st is None:
                 continue
+            if (st.detok.lazy and eo.finish_reason is None and eo.prompt_logprobs is None
+                    and st.logprobs is None):
+                # A final-only request mid-generation: just collect its tokens.
+                st.num_cached_tokens = eo.num_cached_tokens
+                st.token_ids.extend(eo.new_token_ids)
+                st.detok.tokens.extend(eo.new_token_ids)
+                continue
             if self._update(st, eo):
                 to_abort.append(eo.request_id)
-            touched.setdefault(st.parent_id, set()).add(st.index)
             if st.finish_reason is not None:
                 self.requests.pop(st.request_id, None)
                 self.parents[st.parent_id].finished.add(st.index)
+            elif st.params.output_kind == RequestOutputKind.FINAL_ONLY:
+                continue  # nothing to report before the end
+            touched.setdefault(st.parent_id, set()).add(st.index)
         results = []
         for pid, changed in touched.items():
             ro = self._make_output(self.parents[pid], changed)
@@ -141,7 +158,9 @@ class OutputProcessor:
                 st.logprobs.append(self._to_logprobs(row))
                 st.cumulative_logprob = (st.cumulative_logprob or 0.0) + row[tok][0]
         old_len = len(st.text)
-        st.text += st.detok.step(eo.new_token_ids)
+        piece = st.detok.step(eo.new_token_ids)
+        if piece:
+            st.text += piece
         if eo.finish_reason is not None:
             st.text += st.detok.flush()
         if st.params.stop and self._check_stop_strings(st, old_len):
@@ -167,9 +186,10 @@ class OutputProcessor:
         return True
 
     def _to_logprobs(self, row: TokenLogprobs) -> PositionLogprobs:
-        return {
-            tok: Logprob(lp, rank, self.tokenizer.decode([tok])) for tok, (lp, rank) in row.items()
-        }
+        decode = self._decoders.get(False)
+        if decode is None:  # same as tokenizer.decode([tok]) (special tokens kept)
+            decode = self._decoders[False] = make_decode_fn(self.tokenizer, False)
+        return {tok: Logprob(lp, rank, decode([tok])) for tok, (lp, rank) in row.items()}
 
     # ---- user-facing outputs ----------------------------------------------------------
     def _make_output(self, parent: _Parent, changed: set[int]) -> RequestOutput | None:

@@ -29,6 +29,14 @@ class Executor(ABC):
     @abstractmethod
     def execute_model(self, scheduler_output: SchedulerOutput) -> ModelRunnerOutput: ...
 
+    def execute_model_async(self, scheduler_output: SchedulerOutput) -> Any:
+        """Start a step; ``wait_model`` returns its output. Executors that cannot leave a step
+        running (one worker per rank over IPC) run it here."""
+        return self.execute_model(scheduler_output)
+
+    def wait_model(self, pending: Any) -> ModelRunnerOutput:
+        return pending
+
     @abstractmethod
     def check_health(self) -> None:
         """Raise if a worker is dead."""

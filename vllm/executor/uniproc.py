@@ -30,6 +30,12 @@ class UniProcExecutor(Executor):
     def execute_model(self, scheduler_output: SchedulerOutput) -> ModelRunnerOutput:
         return self.worker.execute_model(scheduler_output)
 
+    def execute_model_async(self, scheduler_output: SchedulerOutput) -> Any:
+        return self.worker.begin_step(scheduler_output)
+
+    def wait_model(self, pending: Any) -> ModelRunnerOutput:
+        return self.worker.finish_step(pending)
+
     def check_health(self) -> None:
         self.worker.check_health()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -51,6 +52,11 @@ class CpuPlatform(Platform):
     dist_backend = "gloo"
     kv_cache_in_host_memory = True
     default_max_num_batched_tokens = 4096
+    # `vllm serve` default (offline keeps 4096): one step's prefill stalls every running
+    # stream, and on 2-4 cores a 4096-token step takes seconds. 2048 still takes a burst of 16
+    # 128-token prompts in one step (GEMMs are most efficient at large M); smaller budgets
+    # (512) lowered mean TTFT but not p99 and raised p99 ITL (benchmarks/cpu_serve.md).
+    serving_max_num_batched_tokens = 2048
 
     def memory_info(self) -> tuple[int, int]:
         total = free = 0
@@ -88,6 +94,18 @@ class CpuPlatform(Platform):
 
         bind_threads(envs.VLLM_CPU_OMP_THREADS_BIND, envs.VLLM_CPU_NUM_THREADS)
         return config
+
+    def engine_step_hook(self) -> Callable[[], object] | None:
+        """Housekeeping a serving engine core runs between steps: the contention governor
+        (``cpu_threads.ContentionGovernor``), when the threads were bound automatically and
+        the user fixed neither the cores nor their number."""
+        from vllm.platforms.cpu_threads import ContentionGovernor, bound_cores
+
+        cores = bound_cores()
+        if (len(cores) < 2 or envs.VLLM_CPU_OMP_THREADS_BIND != "auto"
+                or envs.VLLM_CPU_NUM_THREADS is not None):
+            return None
+        return ContentionGovernor(cores, own_pids=(os.getppid(),)).tick
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__, "cpu_isa": cpu_isa()}

@@ -20,6 +20,7 @@ class CudaPlatform(Platform):
     op_method_order = ("cuda", "native")
     supported_dtypes = (torch.bfloat16, torch.float16, torch.float32)
     default_attention_backend = "cuda"
+    async_device_execution = True
     dist_backend = "nccl"
 
     def device(self, local_rank: int = 0) -> torch.device:

@@ -35,6 +35,10 @@ class Platform:
     kv_cache_in_host_memory: ClassVar[bool] = False
     # Per-step token budget when the scheduler config leaves it unset.
     default_max_num_batched_tokens: ClassVar[int] = 8192
+    # True where kernels run asynchronously to the host (GPUs): the engine core then launches
+    # step N+1 before handing back step N's outputs, so output processing overlaps the device.
+    # False where the forward runs on the host's own cores (that would only delay outputs).
+    async_device_execution: ClassVar[bool] = False
     # Why this platform was chosen (filled by detection, shown by `vllm collect-env`).
     selection_reason: str = ""
 

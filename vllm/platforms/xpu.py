@@ -21,6 +21,7 @@ class XpuPlatform(Platform):
     op_method_order = ("xpu", "native")
     supported_dtypes = (torch.bfloat16, torch.float16, torch.float32)
     default_attention_backend = "xpu"
+    async_device_execution = True
     dist_backend = "xccl"
 
     def method_available(self, method: str) -> tuple[bool, str]:

@@ -3,6 +3,7 @@ Python loops)."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,28 +63,35 @@ def build_host_batch(
     num_reqs = len(states)
     n_sched = np.asarray(num_scheduled, dtype=np.int64)  # [S]
     computed = np.fromiter((s.num_computed_tokens for s in states), np.int64, num_reqs)  # [S]
+    num_tokens = np.fromiter((len(s.token_ids) for s in states), np.int64, num_reqs)  # [S]
     cu = np.zeros(num_reqs + 1, dtype=np.int64)
     np.cumsum(n_sched, out=cu[1:])
     total = int(cu[-1])
 
-    ids: list[int] = []
-    for st, start, n in zip(states, computed.tolist(), num_scheduled, strict=True):
-        ids.extend(st.token_ids[start : start + n])
-    input_ids = np.asarray(ids, dtype=np.int64)  # [T]
+    if total == num_reqs and bool((computed + 1 == num_tokens).all()):
+        # decodes only: each request feeds its last token
+        input_ids = np.fromiter((s.token_ids[-1] for s in states), np.int64, num_reqs)  # [T]
+    else:
+        ids: list[int] = []
+        for st, start, n in zip(states, computed.tolist(), num_scheduled, strict=True):
+            ids.extend(st.token_ids[start : start + n])
+        input_ids = np.asarray(ids, dtype=np.int64)  # [T]
 
     # position of token t = computed[req(t)] + (t - cu[req(t)])
     positions = np.repeat(computed - cu[:-1], n_sched) + np.arange(total, dtype=np.int64)  # [T]
     seq_lens = computed + n_sched  # [S]
 
-    max_blocks = max(len(s.block_ids) for s in states)
-    block_tables = np.zeros((num_reqs, max_blocks), dtype=np.int32)
-    for i, st in enumerate(states):
-        block_tables[i, : len(st.block_ids)] = st.block_ids
+    # Block tables: all rows' ids flattened in one pass, scattered under a [S, W] mask.
+    lens = np.fromiter((len(s.block_ids) for s in states), np.int64, num_reqs)  # [S]
+    max_blocks = int(lens.max())
+    flat = np.fromiter(itertools.chain.from_iterable(s.block_ids for s in states), np.int32,
+                       int(lens.sum()))
+    block_tables = np.zeros((num_reqs, max_blocks), dtype=np.int32)  # [S, W]
+    block_tables[np.arange(max_blocks)[None, :] < lens[:, None]] = flat
     req_idx = np.repeat(np.arange(num_reqs), n_sched)  # [T]
     blocks = block_tables[req_idx, positions // block_size].astype(np.int64)  # [T]
     slot_mapping = blocks * block_size + positions % block_size  # [T]
 
-    num_tokens = np.fromiter((s.num_tokens for s in states), np.int64, num_reqs)
     return HostBatch(
         req_ids=[s.req_id for s in states],
         input_ids=input_ids,

@@ -4,6 +4,7 @@ sampling positions only, sampling on device. Device-neutral: no platform branche
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,16 @@ def logprobs_to_dicts(token_ids: torch.Tensor, logprobs: torch.Tensor, ranks: to
             row.setdefault(ids[i][j], (vals[i][j], j))
         out.append(row)
     return out
+
+
+@dataclass
+class PendingStep:
+    """A launched step: its output, minus the sampled tokens still on the device."""
+
+    out: ModelRunnerOutput
+    states: list[CachedRequestState] = field(default_factory=list)
+    idx: list[int] = field(default_factory=list)  # rows of `states` that sample a token
+    result: Any = None  # the SamplerOutput (device tensors), None when nothing samples
 
 
 class ModelRunner:
@@ -202,9 +213,15 @@ class ModelRunner:
 
     @torch.inference_mode()
     def execute_model(self, so: SchedulerOutput) -> ModelRunnerOutput:
+        return self.finish_step(self.begin_step(so))
+
+    @torch.inference_mode()
+    def begin_step(self, so: SchedulerOutput) -> PendingStep:
+        """Build the inputs, launch the forward and the sampler; nothing waits on the device.
+        ``finish_step`` reads the sampled ids back (the step's one synchronisation)."""
         self._update_states(so)
         if so.total_num_scheduled_tokens == 0:
-            return ModelRunnerOutput()
+            return PendingStep(ModelRunnerOutput())
         assert self.model is not None
         states = [self.requests[rid] for rid in so.num_scheduled_tokens]
         hb = build_host_batch(states, list(so.num_scheduled_tokens.values()), self.block_size)
@@ -225,19 +242,34 @@ class ModelRunner:
             logprobs=[None] * len(states),
         )
         self._prompt_logprobs(states, hb, hidden, out)
+        pending = PendingStep(out, states)
         sample_idx = np.nonzero(hb.sample_mask)[0]
         if sample_idx.size:
-            self._sample(states, hb, hidden, sample_idx, out)
-        return out
+            pending.idx, pending.result = self._sample(states, hb, hidden, sample_idx)
+        return pending
+
+    def finish_step(self, pending: PendingStep) -> ModelRunnerOutput:
+        if pending.result is not None:
+            self._collect_samples(pending.states, pending.idx, pending.result, pending.out)
+        return pending.out
 
     def _sample(self, states: list[CachedRequestState], hb: HostBatch, hidden: torch.Tensor,
-                sample_idx: np.ndarray, out: ModelRunnerOutput) -> None:
+                sample_idx: np.ndarray) -> tuple[list[int], Any]:
+        """Logits of the sampling positions and one sampler call, launched without waiting:
+        returns (batch rows sampled, SamplerOutput on the device)."""
+        from vllm.model_executor.layers.logits_processor import reuse_logits_buffer
         from vllm.model_executor.layers.sampler import SamplingRequestState, build_sampling_metadata
 
-        rows = torch.from_numpy(hb.query_start_loc[1:][sample_idx].astype(np.int64) - 1)
-        logits = self.model.compute_logits(hidden[rows.to(self.device)])  # [N, V] fp32
+        idx = sample_idx.tolist()
+        if len(idx) == hb.num_tokens:  # every token ends its request's query (decodes): no gather
+            h = hidden[: len(idx)]  # [N, H]
+        else:
+            from vllm.model_executor.layers.sampling_metadata import to_device_async
+
+            rows = torch.from_numpy(hb.query_start_loc[1:][sample_idx].astype(np.int64) - 1)
+            h = hidden[to_device_async(rows, self.device)]  # [N, H]
         sampling: list[Any] = []
-        for i in sample_idx.tolist():
+        for i in idx:
             st = states[i]
             if st.sampling_state is None:
                 st.sampling_state = SamplingRequestState(
@@ -246,18 +278,28 @@ class ModelRunner:
                 )
             sampling.append(st.sampling_state)
         meta = build_sampling_metadata(sampling, self.vocab_size, self.device)
-        result = self.sampler(logits, meta)
-        sampled = result.sampled_token_ids.tolist()
-        lp_rows: list[TokenLogprobs] | None = None
-        if result.logprobs is not None:
-            tops = [states[i].sampling_params.logprobs or 0 for i in sample_idx.tolist()]
-            lp = result.logprobs
-            lp_rows = logprobs_to_dicts(lp.token_ids, lp.logprobs, lp.ranks, tops)
-        for j, i in enumerate(sample_idx.tolist()):
-            tok = int(sampled[j])
+        with reuse_logits_buffer():  # the [N, V] logits are consumed before the next step
+            result = self.sampler(self.model.compute_logits(h), meta)  # logits [N, V] fp32
+        return idx, result
+
+    @staticmethod
+    def _collect_samples(states: list[CachedRequestState], idx: list[int], result: Any,
+                         out: ModelRunnerOutput) -> None:
+        """One device->host copy of the sampled ids (the only synchronisation of the step)."""
+        sampled: list[int] = result.sampled_token_ids.tolist()
+        if result.logprobs is None:
+            for i, tok in zip(idx, sampled, strict=True):
+                states[i].append(tok)
+                out.sampled_token_ids[i] = [tok]
+            return
+        tops = [states[i].sampling_params.logprobs or 0 for i in idx]
+        lp = result.logprobs
+        lp_rows = logprobs_to_dicts(lp.token_ids, lp.logprobs, lp.ranks, tops)
+        for j, i in enumerate(idx):
+            tok = sampled[j]
             states[i].append(tok)
             out.sampled_token_ids[i] = [tok]
-            if lp_rows is not None and states[i].sampling_params.logprobs is not None:
+            if states[i].sampling_params.logprobs is not None:
                 out.logprobs[i] = [lp_rows[j]]
 
     def _prompt_logprobs(self, states: list[CachedRequestState], hb: HostBatch,
@@ -265,9 +307,11 @@ class ModelRunner:
         """Logprobs of prompt tokens for requests that asked (positions computed this step)."""
         for i, st in enumerate(states):
             k = st.sampling_params.prompt_logprobs
+            if k is None or st.output_token_ids:
+                continue
             start = int(hb.num_computed[i])
             prompt_len = len(st.prompt_token_ids)
-            if k is None or start >= prompt_len or st.output_token_ids:
+            if start >= prompt_len:
                 continue
             from vllm.model_executor.layers.sampler import compute_prompt_logprobs
 

@@ -135,6 +135,15 @@ class Worker:
         assert self.runner is not None
         return self.runner.execute_model(scheduler_output)
 
+    def begin_step(self, scheduler_output: SchedulerOutput) -> Any:
+        """Launch a step without waiting for the device (see ``ModelRunner.begin_step``)."""
+        assert self.runner is not None
+        return self.runner.begin_step(scheduler_output)
+
+    def finish_step(self, pending: Any) -> ModelRunnerOutput:
+        assert self.runner is not None
+        return self.runner.finish_step(pending)
+
     def check_health(self) -> None:
         return None
 

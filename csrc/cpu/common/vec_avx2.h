@@ -70,6 +70,21 @@ struct VecAvx2 {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  // Lane j of the result = hsum(v[j]) for the W = 8 vectors v[0..7] (transpose-and-add).
+  __attribute__((always_inline)) static R hsum_lanes(const R* v) {
+    R x[2];
+    for (int g = 0; g < 2; ++g) {
+      const R a = v[4 * g], b = v[4 * g + 1], c = v[4 * g + 2], d = v[4 * g + 3];
+      const R ab = _mm256_add_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
+      const R cd = _mm256_add_ps(_mm256_unpacklo_ps(c, d), _mm256_unpackhi_ps(c, d));
+      const __m256d abd = _mm256_castps_pd(ab), cdd = _mm256_castps_pd(cd);
+      // per 128-bit lane: partial sums of a, b, c, d
+      x[g] = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(abd, cdd)),
+                           _mm256_castpd_ps(_mm256_unpackhi_pd(abd, cdd)));
+    }
+    return _mm256_add_ps(_mm256_permute2f128_ps(x[0], x[1], 0x20),
+                         _mm256_permute2f128_ps(x[0], x[1], 0x31));
+  }
   static float hmax(R v) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));

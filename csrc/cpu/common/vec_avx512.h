@@ -65,7 +65,33 @@ struct VecAvx512 {
     return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
   }
   static float hsum(R v) { return _mm512_reduce_add_ps(v); }
+  // Lane j of the result = hsum(v[j]) for the W = 16 vectors v[0..15] (transpose-and-add:
+  // 15 shuffle/add pairs instead of 16 separate horizontal sums).
+  __attribute__((always_inline)) static R hsum_lanes(const R* v) {
+    R x[4];
+    for (int g = 0; g < 4; ++g) {
+      const R a = v[4 * g], b = v[4 * g + 1], c = v[4 * g + 2], d = v[4 * g + 3];
+      const R ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+      const R cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+      const __m512d abd = _mm512_castps_pd(ab), cdd = _mm512_castps_pd(cd);
+      // per 128-bit lane: partial sums of a, b, c, d
+      x[g] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(abd, cdd)),
+                           _mm512_castpd_ps(_mm512_unpackhi_pd(abd, cdd)));
+    }
+    const R u01 = _mm512_add_ps(_mm512_shuffle_f32x4(x[0], x[1], 0x44),
+                                _mm512_shuffle_f32x4(x[0], x[1], 0xEE));
+    const R u23 = _mm512_add_ps(_mm512_shuffle_f32x4(x[2], x[3], 0x44),
+                                _mm512_shuffle_f32x4(x[2], x[3], 0xEE));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(u01, u23, 0x88),
+                         _mm512_shuffle_f32x4(u01, u23, 0xDD));
+  }
   static float hmax(R v) { return _mm512_reduce_max_ps(v); }
+};
+
+// The same vector for CPUs that also have AVX512-BF16: kernels that can use vdpbf16ps
+// specialize on it (bf16_dot_avx512.h); everything else is VecAvx512's code.
+struct VecAvx512Bf16 : VecAvx512 {
+  static const char* name() { return "avx512_bf16"; }
 };
 
 }  // namespace vllm_cpu

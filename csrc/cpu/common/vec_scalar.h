@@ -27,6 +27,7 @@ struct VecScalar {
   static R exp(R x) { return std::exp(x); }
   static R copysign(R mag, R sgn) { return std::copysign(mag, sgn); }
   static float hsum(R v) { return v; }
+  __attribute__((always_inline)) static R hsum_lanes(const R* v) { return v[0]; }
   static float hmax(R v) { return v; }
 };
 

@@ -3,6 +3,7 @@
 
 #include "cpu/common/vec_scalar.h"
 #include "cpu/kernels/api.h"
+#include "cpu/kernels/parallel.h"
 
 namespace vllm_cpu {
 namespace {
@@ -48,7 +49,7 @@ typename V::R vgelu_tanh(typename V::R x) {
 template <class V, class T, Act kAct>
 void act_rows(const ActArgs& a) {
   const int64_t d = a.d;
-#pragma omp parallel for schedule(static) if (a.rows * d >= 16384)
+#pragma omp parallel for schedule(static) if (a.rows * d >= kParallelActElems)
   for (int64_t r = 0; r < a.rows; ++r) {
     const T* x = static_cast<const T*>(a.input) + r * a.in_stride;
     T* y = static_cast<T*>(a.out) + r * a.out_stride;

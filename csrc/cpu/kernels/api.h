@@ -75,6 +75,7 @@ struct KernelTable {
 const KernelTable& table_scalar();
 const KernelTable& table_avx2();
 const KernelTable& table_avx512();
+const KernelTable& table_avx512_bf16();  // table_avx512 + AVX512-BF16 decode attention
 
 // Runtime choice (dispatch.cpp): the best ISA the running CPU supports, unless forced lower.
 const KernelTable& kernels();

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include "cpu/kernels/api.h"
+#include "cpu/kernels/parallel.h"
 
 namespace vllm_cpu {
 namespace {
@@ -20,7 +21,8 @@ inline void copy_heads(char* dst, const char* src, int64_t heads, int64_t head_s
 
 inline void reshape_and_cache_impl(const CacheArgs& a) {
   const int64_t es = a.elem_size, head_bytes = a.d * es, slot_bytes = a.hk * head_bytes;
-#pragma omp parallel for schedule(static) if (a.tokens * slot_bytes > 65536)
+  const bool par = 2 * a.tokens * slot_bytes >= kParallelCopyBytes;
+#pragma omp parallel for schedule(static) if (par)
   for (int64_t t = 0; t < a.tokens; ++t) {
     const int64_t slot = a.slots[t];
     if (slot < 0 || slot >= a.num_slots) continue;  // padding / out of range (checked upstream)

@@ -4,12 +4,10 @@
 
 #include "cpu/common/vec_scalar.h"
 #include "cpu/kernels/api.h"
+#include "cpu/kernels/parallel.h"
 
 namespace vllm_cpu {
 namespace {
-
-// Below this many elements a single thread is faster than waking the team.
-constexpr int64_t kParallelMin = 16384;
 
 // Sum of squares of (a [+ b]) over one row, in fp32.
 template <class V, class T, bool kAdd>
@@ -42,7 +40,7 @@ template <class V, class T>
 void rms_norm_impl(const RmsNormArgs& a) {
   const int64_t H = a.hidden;
   const T* w = static_cast<const T*>(a.weight);
-#pragma omp parallel for schedule(static) if (a.rows * H >= kParallelMin)
+#pragma omp parallel for schedule(static) if (a.rows * H >= kParallelNormElems)
   for (int64_t r = 0; r < a.rows; ++r) {
     const T* x = static_cast<const T*>(a.input) + r * a.in_stride;
     T* y = static_cast<T*>(a.out) + r * a.out_stride;
@@ -60,7 +58,7 @@ template <class V, class T>
 void fused_add_rms_norm_impl(const RmsNormArgs& a) {
   const int64_t H = a.hidden;
   const T* w = static_cast<const T*>(a.weight);
-#pragma omp parallel for schedule(static) if (a.rows * H >= kParallelMin)
+#pragma omp parallel for schedule(static) if (a.rows * H >= kParallelNormElems)
   for (int64_t r = 0; r < a.rows; ++r) {
     T* x = static_cast<T*>(a.input) + r * a.in_stride;
     T* res = static_cast<T*>(a.residual) + r * a.res_stride;

@@ -4,6 +4,7 @@
 
 #include "cpu/common/vec_scalar.h"
 #include "cpu/kernels/api.h"
+#include "cpu/kernels/parallel.h"
 
 namespace vllm_cpu {
 namespace {
@@ -49,7 +50,8 @@ void rotate_heads(T* base, int64_t heads, int64_t head_stride, const T* cos, con
 template <class V, class T>
 void rotary_impl(const RotaryArgs& a) {
   const int64_t half = a.rot_dim / 2;
-#pragma omp parallel for schedule(static) if (a.tokens * (a.hq + a.hk) * a.rot_dim >= 16384)
+  const bool par = a.tokens * (a.hq + a.hk) * a.rot_dim >= kParallelRotaryElems;
+#pragma omp parallel for schedule(static) if (par)
   for (int64_t t = 0; t < a.tokens; ++t) {
     const T* cos = static_cast<const T*>(a.cos_sin) + a.positions[t] * a.cs_stride;
     const T* sin = cos + half;

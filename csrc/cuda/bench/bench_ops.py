@@ -207,6 +207,8 @@ CASES: dict[str, Callable] = {
     "paged_attn triton decode 256x192 14/2 d64 bs16 bf16":
         lambda: case_attn(256, 192, 1, 14, 2, 64, 16, BF16, "triton"),
     "paged_attn decode 256x192 14/2 d64 bs16 bf16": lambda: case_attn(256, 192, 1, 14, 2, 64, 16, BF16),
+    "paged_attn triton decode 64x512 32/32 d128 bs16 bf16":
+        lambda: case_attn(64, 512, 1, 32, 32, 128, 16, BF16, "triton"),
     "paged_attn triton prefill 4x512 (q=512) 32/8 d128 bf16":
         lambda: case_attn(4, 512, 512, 32, 8, 128, 16, BF16, "triton"),
     "fused_moe 256 tok H2048 I1408 E8 top2 bf16": lambda: case_moe(256, 2048, 1408, 8, 2, BF16),

@@ -110,7 +110,10 @@ class AttentionBackend:
         """Write this step's K/V into the cache, then attend over the cached context."""
         n = meta.num_actual_tokens
         cls.write_kv(key[:n], value[:n], kv_cache, meta.slot_mapping[:n])
-        out = torch.zeros_like(query)
+        # The kernels write every row of out[:n]; only padding rows need zeros (no full memset).
+        out = torch.empty_like(query)
+        if n < out.shape[0]:
+            out[n:].zero_()
         # Kernels require query_start_loc[-1] == query.size(0): pass only the real tokens.
         cls.attend(out[:n], query[:n], kv_cache, meta, scale)
         return out

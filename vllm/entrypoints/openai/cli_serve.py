@@ -45,6 +45,33 @@ def _served_name(model: str, served_model_name: str | None) -> str:
     return name.split(".")[0] if name.endswith(".gguf") else name
 
 
+def _limit_api_threads() -> None:
+    """The API process only tokenizes, detokenizes and formats JSON: give torch one thread so
+    it never runs (or spins) OpenMP workers on the cores the engine core computes on. The
+    engine core is a fresh spawned process and sets its own thread count."""
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set, or inter-op work already ran in this process
+        pass
+
+
+def serving_defaults(config: Any) -> Any:
+    """Defaults that differ between serving and offline use: a platform may name a smaller
+    per-step token budget for serving (``serving_max_num_batched_tokens``), which trades a
+    little throughput for time-to-first-token. An explicit --max-num-batched-tokens wins."""
+    from vllm.platforms import current_platform
+
+    budget = getattr(current_platform, "serving_max_num_batched_tokens", None)
+    sched = config.scheduler
+    if budget is None or sched.max_num_batched_tokens is not None \
+            or not sched.enable_chunked_prefill:
+        return config
+    return config.replace(scheduler={"max_num_batched_tokens": int(budget)})
+
+
 @click.command("serve")
 @click.argument("model", required=False, default="")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
@@ -70,6 +97,8 @@ def serve(model: str, host: str, port: int, api_key: str | None, uvicorn_log_lev
         config = config_from_cli({**engine_kwargs, "model": model or ""})
     except (ValueError, TypeError) as exc:
         raise click.UsageError(str(exc)) from None
+    _limit_api_threads()
+    config = serving_defaults(config)
     name = _served_name(config.model.model, config.model.served_model_name)
     aliases = {config.model.model} - {""}
     key = api_key or envs.VLLM_API_KEY

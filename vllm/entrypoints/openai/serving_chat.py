@@ -156,8 +156,10 @@ async def _stream(ctx: ServerContext, req: ChatCompletionRequest, base_id: str,
         async for _, ro in merge_streams([stream]):
             choices = []
             for co in ro.outputs:
+                fresh = len(co.token_ids) > state.sent_tokens.get(co.index, 0)
                 text, lp = state.delta(co)
-                if text or lp and lp.content or co.finish_reason:
+                # new tokens with no text yet still make a chunk (see serving_completion)
+                if text or lp and lp.content or co.finish_reason or fresh:
                     choices.append(ChatStreamChoice(
                         index=co.index, delta=DeltaMessage(content=text) if text else
                         DeltaMessage(), logprobs=lp, finish_reason=co.finish_reason))

@@ -71,6 +71,7 @@ class _Choices:
         self.sent_tokens: dict[int, int] = {}
         self.prompt_tokens: dict[int, int] = {}
         self.completion_tokens: dict[int, int] = {}
+        self.had_new_tokens = False  # set by delta(): did that choice bring new tokens?
 
     def delta(self, j: int, ro: RequestOutput, co: CompletionOutput) -> CompletionChoice:
         index = j * self.req.n + co.index
@@ -83,6 +84,7 @@ class _Choices:
         if self.req.logprobs is not None:
             logprobs = _logprobs(self.ctx, co.token_ids[n0:], (co.logprobs or [])[n0:],
                                  self.req.logprobs, t0)
+        self.had_new_tokens = len(co.token_ids) > n0
         self.sent_text[index], self.sent_tokens[index] = len(co.text), len(co.token_ids)
         self.prompt_tokens[j] = len(ro.prompt_token_ids)
         self.completion_tokens[index] = len(co.token_ids)
@@ -151,8 +153,14 @@ async def _stream(ctx: ServerContext, req: CompletionRequest, base_id: str,
                   ) -> AsyncIterator[str]:
     try:
         async for j, ro in merge_streams(streams):
-            choices = [state.delta(j, ro, co) for co in ro.outputs]
-            choices = [c for c in choices if c.text or c.finish_reason or c.logprobs]
+            # A choice with new tokens is sent even when its text is still empty (special
+            # tokens, a held-back stop string or partial UTF-8): clients see every step, and
+            # time-to-first-token is measured at the first token, not the first character.
+            choices = []
+            for co in ro.outputs:
+                c = state.delta(j, ro, co)
+                if c.text or c.finish_reason or c.logprobs or state.had_new_tokens:
+                    choices.append(c)
             if choices:
                 chunk = CompletionResponse(id=base_id, model=ctx.model_name, choices=choices)
                 yield sse(chunk.model_dump(exclude={"usage"}))

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn as nn
 
 from vllm.distributed.parallel_state import tp_all_gather
 from vllm.model_executor.layers.vocab_embedding import ParallelLMHead
+
+_reuse_output = False  # set inside ``reuse_logits_buffer()``
+
+
+@contextlib.contextmanager
+def reuse_logits_buffer() -> Iterator[None]:
+    """Inside this block, logits land in a buffer each LogitsProcessor keeps between calls.
+
+    The sampler's [N, vocab] fp32 logits are tens of MB for large vocabularies; a fresh tensor
+    each step is fresh pages on the host (first-touch page faults, the allocator returning the
+    memory to the OS and taking it back) or an allocation on a device. The returned tensor is
+    only valid until the next call of the same processor inside such a block: the caller (the
+    model runner's sampling step) consumes it before that."""
+    global _reuse_output
+    prev, _reuse_output = _reuse_output, True
+    try:
+        yield
+    finally:
+        _reuse_output = prev
 
 
 class LogitsProcessor(nn.Module):
@@ -19,11 +41,24 @@ class LogitsProcessor(nn.Module):
         self.vocab_size = vocab_size
         self.scale = scale
         self.soft_cap = soft_cap
+        self._buffer: torch.Tensor | None = None  # fp32 [rows, vocab], grown on demand
+
+    def _out_buffer(self, like: torch.Tensor) -> torch.Tensor:
+        rows = like.shape[0]
+        buf = self._buffer
+        if buf is None or buf.shape[0] < rows or buf.device != like.device:
+            buf = torch.empty(max(rows, 1), self.vocab_size, dtype=torch.float32, device=like.device)
+            self._buffer = buf
+        return buf[:rows]  # [N, vocab], contiguous
 
     def forward(self, lm_head: ParallelLMHead, hidden: torch.Tensor) -> torch.Tensor:
         # hidden [N, H] -> local [N, vocab_per_rank] -> full [N, padded vocab] -> [N, vocab]
         local = lm_head.gemm(hidden, lm_head.weight, lm_head.bias)
-        logits = tp_all_gather(local, dim=-1)[..., : self.vocab_size].float()
+        gathered = tp_all_gather(local, dim=-1)[..., : self.vocab_size]
+        if _reuse_output and gathered.dim() == 2 and gathered.dtype != torch.float32:
+            logits = self._out_buffer(gathered).copy_(gathered)  # the bf16/fp16 -> fp32 step
+        else:
+            logits = gathered.float()  # no copy when the GEMM already gave fp32
         if self.scale != 1.0:
             logits = logits * self.scale
         if self.soft_cap is not None:

@@ -1,0 +1,289 @@
+"""Serving performance pieces: chunks for tokens without text, the `vllm bench serve` TTFT
+rule, the CPU contention governor, the serving token budget and the engine-core warm-up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from vllm.config import VllmConfig
+from vllm.engine.core_proc import warm_up
+from vllm.entrypoints.openai.api_server import build_app
+from vllm.entrypoints.openai.cli_serve import serving_defaults
+from vllm.outputs import CompletionOutput, RequestOutput
+from vllm.platforms import cpu_threads
+from vllm.platforms.cpu_threads import ContentionGovernor
+
+MODEL = "fake-model"
+
+
+class _SilentThenText:
+    """An engine whose first two tokens decode to no text (special tokens, partial UTF-8)."""
+
+    tokenizer = None
+    max_model_len = 64
+    errored = False
+    stats: dict[str, float] = {}
+
+    def generate(self, prompt: Any, params: Any, request_id: str,
+                 priority: int = 0) -> AsyncIterator[RequestOutput]:
+        async def run() -> AsyncIterator[RequestOutput]:
+            steps = [([7], ""), ([7, 8], ""), ([7, 8, 9], "abc")]
+            for i, (ids, text) in enumerate(steps):
+                await asyncio.sleep(0)
+                done = i == len(steps) - 1
+                co = CompletionOutput(0, text, ids, finish_reason="length" if done else None)
+                yield RequestOutput(request_id, "p", [1, 2], [co], done)
+        return run()
+
+    def abort(self, request_id: str) -> None:
+        pass
+
+    def is_healthy(self) -> bool:
+        return True
+
+    async def shutdown(self) -> None:
+        pass
+
+
+def _sse_chunks(text: str) -> list[dict[str, Any]]:
+    bodies = [ln[5:].strip() for ln in text.splitlines() if ln.startswith("data:")]
+    return [json.loads(b) for b in bodies if b != "[DONE]"]
+
+
+@pytest.fixture(scope="module")
+def http():
+    engine = _SilentThenText()
+
+    async def factory(metrics: Any) -> _SilentThenText:
+        return engine
+
+    with TestClient(build_app(factory, MODEL)) as client:
+        yield client
+
+
+def test_completion_stream_sends_a_chunk_per_token_step(http) -> None:
+    body = {"model": MODEL, "prompt": [1, 2], "max_tokens": 3, "stream": True}
+    chunks = [c for c in _sse_chunks(http.post("/v1/completions", json=body).text)
+              if c.get("choices")]
+    assert [c["choices"][0]["text"] for c in chunks] == ["", "", "abc"]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+
+
+def test_chat_stream_sends_a_chunk_per_token_step(http) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    # render_chat needs a tokenizer: give the fake engine a minimal one
+    http.app.state.ctx.engine.tokenizer = _ChatTokenizer()
+    chunks = _sse_chunks(http.post("/v1/chat/completions", json=body).text)
+    deltas = [c["choices"][0]["delta"] for c in chunks if c.get("choices")]
+    assert deltas[0] == {"role": "assistant", "content": ""}
+    assert len(deltas) == 4 and deltas[-1] == {"content": "abc"}
+
+
+class _ChatTokenizer:
+    def apply_chat_template(self, conversation: list[dict], **kwargs: Any) -> str:
+        return "hi"
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return [1, 2]
+
+
+def test_bench_ttft_counts_chunks_without_text() -> None:
+    """The client's TTFT is the first chunk with a choice, as vLLM's own client counts it."""
+    from aiohttp import web
+
+    from vllm.benchmarks.serve import _one_request
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for text in ("", "", "abc"):
+            chunk = {"choices": [{"index": 0, "text": text}]}
+            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        usage = {"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 3}}
+        await resp.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
+        return resp
+
+    async def main() -> Any:
+        import aiohttp
+
+        app = web.Application()
+        app.router.add_post("/v1/completions", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            async with aiohttp.ClientSession() as session:
+                return await _one_request(session, f"http://127.0.0.1:{port}/v1/completions",
+                                          {"prompt": [1, 2]})
+        finally:
+            await runner.cleanup()
+
+    res = asyncio.run(main())
+    assert res.ok and res.output_tokens == 3
+    assert res.ttft > 0 and len(res.itl) == 2  # three chunks: TTFT + two inter-chunk gaps
+
+
+# ---- CPU contention governor ---------------------------------------------------------------
+def _governor(monkeypatch: pytest.MonkeyPatch, cores: tuple[int, ...]) -> tuple[Any, list]:
+    applied: list[int] = []
+    monkeypatch.setattr(ContentionGovernor, "_sample", lambda self: (0.0, 0, 0))
+    gov = ContentionGovernor(cores, period_s=1.0)
+    monkeypatch.setattr(gov, "_apply", lambda n: (applied.append(n), setattr(gov, "threads", n)))
+    return gov, applied
+
+
+def _feed(gov: ContentionGovernor, monkeypatch: pytest.MonkeyPatch, t: float, others: float,
+          mine: float = 1.0) -> int | None:
+    """One period of 1 s in which other processes used ``others`` cores."""
+    hz = gov._hz
+    t0, busy0, mine0 = gov._last
+    sample = (t, busy0 + int((others + mine) * hz), mine0 + int(mine * hz))
+    monkeypatch.setattr(ContentionGovernor, "_sample", lambda self: sample)
+    monkeypatch.setattr(cpu_threads.time, "monotonic", lambda: t)
+    return gov.tick()
+
+
+def test_governor_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+    gov, _ = _governor(monkeypatch, (0, 1))
+    assert [gov.target(x) for x in (0.0, 0.3, 0.6, 0.85, 0.95, 1.7, 3.0)] == [2, 2, 2, 2, 1, 1, 1]
+    gov4, _ = _governor(monkeypatch, (0, 1, 2, 3))
+    assert [gov4.target(x) for x in (0.0, 0.8, 1.0, 2.5, 8.0)] == [4, 4, 3, 2, 1]
+
+
+def test_governor_needs_agreeing_periods_and_recovers(monkeypatch: pytest.MonkeyPatch) -> None:
+    gov, applied = _governor(monkeypatch, (0, 1))
+    assert _feed(gov, monkeypatch, 0.5, others=1.5) is None  # before the period: no sample
+    assert _feed(gov, monkeypatch, 1.0, others=1.5) is None  # 1st contended period: vote
+    assert _feed(gov, monkeypatch, 2.0, others=1.5) is None  # 2nd
+    assert _feed(gov, monkeypatch, 3.0, others=1.5) == 1  # 3rd agrees: shrink
+    assert _feed(gov, monkeypatch, 4.0, others=0.0) is None
+    assert _feed(gov, monkeypatch, 5.0, others=0.0) is None
+    assert _feed(gov, monkeypatch, 6.0, others=1.2) is None  # a blip resets the vote
+    for t in (7.0, 8.0):
+        assert _feed(gov, monkeypatch, t, others=0.2) is None
+    assert _feed(gov, monkeypatch, 9.0, others=0.2) == 2  # idle again: every core back
+    assert applied == [1, 2]
+
+
+def test_governor_ignores_a_short_burst(monkeypatch: pytest.MonkeyPatch) -> None:
+    gov, applied = _governor(monkeypatch, (0, 1))
+    for t, others in ((1.0, 1.5), (2.0, 1.5), (3.0, 0.1), (4.0, 0.1)):
+        assert _feed(gov, monkeypatch, t, others=others) is None
+    assert applied == [] and gov.threads == 2
+
+
+def test_governor_reads_proc() -> None:
+    """Real /proc sampling: this process's own ticks are never counted as others' load."""
+    gov = ContentionGovernor(tuple(sorted(__import__("os").sched_getaffinity(0))), period_s=0)
+    sum(i * i for i in range(200_000))  # burn a little CPU of our own
+    load = gov.others_load(gov._sample())
+    assert 0.0 <= load <= len(gov.cores) + 1
+
+
+# ---- serving token budget ------------------------------------------------------------------
+def test_serving_budget_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vllm import platforms
+
+    class _P:
+        serving_max_num_batched_tokens = 2048
+
+    monkeypatch.setattr(platforms, "current_platform", _P())
+    cfg = VllmConfig()
+    assert serving_defaults(cfg).scheduler.max_num_batched_tokens == 2048
+    explicit = cfg.replace(scheduler={"max_num_batched_tokens": 300})
+    assert serving_defaults(explicit).scheduler.max_num_batched_tokens == 300
+    no_chunk = cfg.replace(scheduler={"enable_chunked_prefill": False})
+    assert serving_defaults(no_chunk).scheduler.max_num_batched_tokens is None
+    monkeypatch.setattr(platforms, "current_platform", object())  # a platform without one
+    assert serving_defaults(cfg).scheduler.max_num_batched_tokens is None
+
+
+def test_cpu_platform_serving_budget() -> None:
+    from vllm.platforms.cpu import CpuPlatform
+
+    assert CpuPlatform.serving_max_num_batched_tokens <= CpuPlatform.default_max_num_batched_tokens
+
+
+# ---- engine-core warm-up -------------------------------------------------------------------
+class _Core:
+    def __init__(self, budget: int, max_len: int) -> None:
+        self.config = VllmConfig().replace(scheduler={"max_num_batched_tokens": budget})
+        self.max_model_len = max_len
+        self.added: list[Any] = []
+        self.steps = 0
+        self.aborted: list[str] = []
+        self.reset = 0
+
+    def add_request(self, req: Any) -> None:
+        self.added.append(req)
+
+    def has_unfinished_requests(self) -> bool:
+        return self.steps < 3
+
+    def step(self) -> list:
+        self.steps += 1
+        return []
+
+    def abort_requests(self, ids: list[str]) -> None:
+        self.aborted.extend(ids)
+
+    def reset_prefix_cache(self) -> bool:
+        self.reset += 1
+        return True
+
+
+def test_warm_up_runs_one_dummy_prompt_and_cleans_up() -> None:
+    core = _Core(budget=2048, max_len=300)
+    warm_up(core)
+    (req,) = core.added
+    assert len(req.prompt_token_ids) == 296  # capped by max_model_len - 4 (and 512)
+    assert req.sampling_params.max_tokens == 4 and req.sampling_params.ignore_eos
+    assert core.steps == 3 and core.aborted == [req.request_id] and core.reset == 1
+    small = _Core(budget=64, max_len=4096)
+    warm_up(small)
+    assert len(small.added[0].prompt_token_ids) == 64
+
+
+def test_warm_up_skips_cores_without_config() -> None:
+    class Bare:
+        def add_request(self, req: Any) -> None:
+            raise AssertionError("must not be called")
+
+    warm_up(Bare())
+
+
+def test_warm_up_respects_vocab_and_refusals() -> None:
+    core = _Core(budget=512, max_len=4096)
+    core.resolved = type("R", (), {"vocab_size": 7})()
+    warm_up(core)
+    assert max(core.added[0].prompt_token_ids) <= 6
+
+    class Refusing(_Core):
+        def add_request(self, req: Any) -> None:
+            raise ValueError("prompt needs more KV blocks than the cache has")
+
+    refusing = Refusing(budget=512, max_len=4096)
+    warm_up(refusing)  # no exception, no steps
+    assert refusing.steps == 0 and refusing.reset == 0
+
+
+def test_start_overlaps_core_spawn_and_cleans_up_on_bad_model() -> None:
+    """AsyncLLM.start spawns the core before resolving the model here; a model that cannot be
+    resolved still raises the resolver's ValueError and leaves no core process behind."""
+    import multiprocessing
+
+    from vllm.engine.arg_utils import config_from_cli
+    from vllm.engine.async_llm import AsyncLLM
+
+    config = config_from_cli({"model": "/nonexistent/model-dir"})
+    with pytest.raises(ValueError, match="does not exist"):
+        asyncio.run(AsyncLLM.start(config))
+    assert not [p for p in multiprocessing.active_children() if p.name == "EngineCore"]
