@@ -9,6 +9,7 @@ set(VLLM_CPU_SOURCES
   ${_cpu_dir}/ops_elementwise.cpp
   ${_cpu_dir}/ops_attention.cpp
   ${_cpu_dir}/dispatch.cpp
+  ${_cpu_dir}/gemm_small_m.cpp
   ${_cpu_dir}/isa/table_scalar.cpp)
 set(VLLM_CPU_ISAS scalar)
 

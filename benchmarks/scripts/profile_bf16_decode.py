@@ -19,15 +19,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="/work/ckpt/smollm2-135m")
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=64)
     args = ap.parse_args()
-    llm = LLM(model=args.model, max_num_seqs=64)
+    llm = LLM(model=args.model, max_num_seqs=args.batch)
     engine = llm.llm_engine
     params = SamplingParams(temperature=0.0, max_tokens=args.steps + 20, ignore_eos=True,
                             output_kind=RequestOutputKind.FINAL_ONLY)
-    for i in range(64):
+    for i in range(args.batch):
         engine.add_request(str(i), [(i * 7 + j * 13) % 40000 + 10 for j in range(128)], params.clone())
     running = engine.core.scheduler.running
-    while len(running) < 64 or any(r.num_output_tokens == 0 for r in running):
+    while len(running) < args.batch or any(r.num_output_tokens == 0 for r in running):
         engine.step()
     for _ in range(3):
         engine.step()

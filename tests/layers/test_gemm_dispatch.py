@@ -39,10 +39,34 @@ def _layer() -> ReplicatedLinear:
     return layer
 
 
-def test_default_is_torch_linear() -> None:
-    assert dispatch_unquantized_gemm() is gemm_utils.default_unquantized_gemm
+def test_default_is_the_platform_gemm_or_torch_linear() -> None:
+    from vllm.platforms import current_platform
+
+    expected = current_platform.unquantized_gemm() or gemm_utils.default_unquantized_gemm
+    assert dispatch_unquantized_gemm() is expected
     layer, x = _layer(), torch.randn(3, 8)
     torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 64, 48), (5, 576, 960), (16, 128, 300), (64, 32, 17)])
+def test_cpu_packed_bf16_gemm(m: int, k: int, n: int) -> None:
+    """The CPU platform's few-row bf16 kernel against fp32 math (where the CPU has it)."""
+    from vllm import _custom_ops as ops
+    from vllm.platforms.cpu import cpu_isa
+    from vllm.platforms.cpu_gemm import cpu_gemm
+
+    if cpu_isa() != "avx512_bf16" or not ops.has_op(ops.CPU, "gemm_bf16_packed"):
+        pytest.skip("needs _C_cpu on a CPU with avx512_bf16")
+    g = torch.Generator().manual_seed(m * 1000 + n)
+    x = torch.randn(1, m, k, generator=g).bfloat16()  # leading dims are flattened
+    w = torch.randn(n, k, generator=g).bfloat16()
+    b = torch.randn(n, generator=g).bfloat16()
+    ref = (x.float() @ w.float().t() + b.float())
+    out = cpu_gemm(x, w, b)
+    assert out.shape == (1, m, n) and out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=0.05 * ref.abs().max().item(), rtol=0.02)
+    assert hasattr(w, "_vllm_packed_bf16")  # packed once, kept on the weight
+    torch.testing.assert_close(cpu_gemm(x, w, b), out)
 
 
 def test_env_override_routes_every_linear(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -111,6 +111,11 @@ class Platform:
         """Whether decode steps can be captured as device graphs (CUDA graphs)."""
         return False
 
+    def unquantized_gemm(self) -> Any:
+        """This platform's default for unquantized linear layers, ``(x, weight, bias) -> y``,
+        or None for torch's ``F.linear`` (see model_executor/layers/utils.py)."""
+        return None
+
     def graph_pool(self) -> Any:
         """A fresh memory pool for one set of device graphs (None where graphs need none)."""
         return None

@@ -54,12 +54,15 @@ def set_gemm_override(fn_or_spec: str | GemmFn | None) -> None:
 
 
 def dispatch_unquantized_gemm() -> GemmFn:
-    """The GEMM that a linear layer uses: config override, else env override, else default."""
+    """The GEMM that a linear layer uses: config override, else env override, else the
+    platform's own (``Platform.unquantized_gemm``), else torch's linear."""
     from vllm import envs
 
     choice = _override if _override is not None else envs.VLLM_GEMM_OVERRIDE
     if choice is None:
-        return default_unquantized_gemm
+        from vllm.platforms import current_platform
+
+        return current_platform.unquantized_gemm() or default_unquantized_gemm
     if isinstance(choice, str):
         return resolve_gemm_spec(choice)
     return choice
