@@ -31,6 +31,12 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_decode_path(impl: Impl, device: str, case: str, dtype, threads: int) -> None:
     q_lens, ctx_lens, hq, hk, d, bs = CASES[case]
+    if impl.method in ("cuda", "hip"):
+        from vllm.attention.backends.cuda import CudaAttentionBackend
+
+        if d not in CudaAttentionBackend.supported_head_sizes():
+            pytest.skip(f"_C paged_attention is compiled for head sizes "
+                        f"{CudaAttentionBackend.supported_head_sizes()}, not {d}")
     batch = make_batch(q_lens, ctx_lens, hq, hk, d, bs, dtype, device)
     scale = d**-0.5
     expected = ref_paged_attention(**batch, scale=scale)
