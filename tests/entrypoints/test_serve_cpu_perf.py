@@ -202,7 +202,10 @@ def test_serving_budget_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert serving_defaults(explicit).scheduler.max_num_batched_tokens == 300
     no_chunk = cfg.replace(scheduler={"enable_chunked_prefill": False})
     assert serving_defaults(no_chunk).scheduler.max_num_batched_tokens is None
-    monkeypatch.setattr(platforms, "current_platform", object())  # a platform without one
+    from vllm.platforms.interface import UnspecifiedPlatform
+
+    # a platform that names no serving budget (the interface default, None)
+    monkeypatch.setattr(platforms, "current_platform", UnspecifiedPlatform())
     assert serving_defaults(cfg).scheduler.max_num_batched_tokens is None
 
 

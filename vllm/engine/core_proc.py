@@ -70,7 +70,7 @@ def _step_hook() -> Callable[[], object] | None:
     processes' load), if it has any."""
     from vllm.platforms import current_platform
 
-    return getattr(current_platform, "engine_step_hook", lambda: None)()
+    return current_platform.engine_step_hook()
 
 
 def _busy_loop(core: Any, in_conn: Connection, out_conn: Connection) -> None:

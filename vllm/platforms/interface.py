@@ -39,6 +39,8 @@ class Platform:
     # step N+1 before handing back step N's outputs, so output processing overlaps the device.
     # False where the forward runs on the host's own cores (that would only delay outputs).
     async_device_execution: ClassVar[bool] = False
+    # Per-step token budget for `vllm serve` when the flag leaves it unset (None: as offline).
+    serving_max_num_batched_tokens: ClassVar[int | None] = None
     # Why this platform was chosen (filled by detection, shown by `vllm collect-env`).
     selection_reason: str = ""
 
@@ -110,6 +112,11 @@ class Platform:
     def supports_graphs(self) -> bool:
         """Whether decode steps can be captured as device graphs (CUDA graphs)."""
         return False
+
+    def engine_step_hook(self) -> Any:
+        """A callable the serving engine core runs between steps (platform housekeeping such as
+        adapting the CPU thread count), or None."""
+        return None
 
     def unquantized_gemm(self) -> Any:
         """This platform's default for unquantized linear layers, ``(x, weight, bias) -> y``,

@@ -187,7 +187,11 @@ class ModelRunner:
             st.block_ids.extend(c.new_block_ids)
             st.num_computed_tokens = c.num_computed_tokens
 
-    def _to_device(self, hb: HostBatch) -> tuple[AttentionMetadata, torch.Tensor, torch.Tensor]:
+    def _to_device(self, hb: HostBatch, graph: bool = False
+                   ) -> tuple[AttentionMetadata | None, torch.Tensor, torch.Tensor]:
+        """Copy the flat batch into the persistent device buffers. ``graph``: a decode graph
+        replays this step, reading input_ids, positions, seq_lens and slot_mapping from these
+        buffers and keeping its own query_start_loc and block table, so no metadata is built."""
         t, s = hb.num_tokens, len(hb.req_ids)
         w = hb.block_tables.shape[1]
 
@@ -198,14 +202,18 @@ class ModelRunner:
 
         input_ids = put(self.input_ids_buf, hb.input_ids)
         positions = put(self.positions_buf, hb.positions)
+        seq_lens = put(self.seq_lens_buf, hb.seq_lens)
+        slot_mapping = put(self.slot_mapping_buf, hb.slot_mapping)
+        if graph:
+            return None, input_ids, positions
         meta = AttentionMetadata(
             num_actual_tokens=t,
             max_query_len=int((hb.query_start_loc[1:] - hb.query_start_loc[:-1]).max()),
             max_seq_len=int(hb.seq_lens.max()),
             query_start_loc=put(self.qsl_buf, hb.query_start_loc),
-            seq_lens=put(self.seq_lens_buf, hb.seq_lens),
+            seq_lens=seq_lens,
             block_tables=put(self.block_table_buf, hb.block_tables).view(s, w),
-            slot_mapping=put(self.slot_mapping_buf, hb.slot_mapping),
+            slot_mapping=slot_mapping,
             query_start_loc_cpu=torch.from_numpy(hb.query_start_loc),
             seq_lens_cpu=torch.from_numpy(hb.seq_lens),
         )
@@ -225,10 +233,10 @@ class ModelRunner:
         assert self.model is not None
         states = [self.requests[rid] for rid in so.num_scheduled_tokens]
         hb = build_host_batch(states, list(so.num_scheduled_tokens.values()), self.block_size)
-        meta, input_ids, positions = self._to_device(hb)
         bucket = None
         if self.graphs is not None and hb.num_tokens == len(states):  # decodes only
             bucket = self.graphs.bucket(len(states))
+        meta, input_ids, positions = self._to_device(hb, graph=bucket is not None)
         if bucket is not None:
             assert self.graphs is not None
             hidden = self.graphs.run(bucket, len(states), hb.block_tables)  # [S, H]

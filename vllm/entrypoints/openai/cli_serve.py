@@ -64,7 +64,7 @@ def serving_defaults(config: Any) -> Any:
     little throughput for time-to-first-token. An explicit --max-num-batched-tokens wins."""
     from vllm.platforms import current_platform
 
-    budget = getattr(current_platform, "serving_max_num_batched_tokens", None)
+    budget = current_platform.serving_max_num_batched_tokens
     sched = config.scheduler
     if budget is None or sched.max_num_batched_tokens is not None \
             or not sched.enable_chunked_prefill:
