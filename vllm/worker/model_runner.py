@@ -125,7 +125,31 @@ class ModelRunner:
                 cache.zero_()
         assert self.model is not None
         bind_kv_cache(self.model, self.kv_caches)
+        self.warm_up()
         self.capture_graphs()
+
+    @torch.inference_mode()
+    def warm_up(self) -> None:
+        """One small prefill-plus-decode forward through the paged path, so kernels compiled
+        on first use (Triton's) compile at start-up rather than inside the first request. Every
+        slot is -1 (nothing is written) and the block table points at block 0."""
+        assert self.model is not None
+        n = min(16, self.max_num_tokens - 1, self.max_model_len)
+        if n < 2:
+            return
+        dev = self.device
+        q_lens = torch.tensor([n, 1], dtype=torch.int32)
+        qsl = torch.tensor([0, n, n + 1], dtype=torch.int32)
+        meta = AttentionMetadata(
+            num_actual_tokens=n + 1, max_query_len=n, max_seq_len=n,
+            query_start_loc=qsl.to(dev), seq_lens=q_lens.to(dev),
+            block_tables=torch.zeros(2, -(-n // self.block_size), dtype=torch.int32, device=dev),
+            slot_mapping=torch.full((n + 1,), -1, dtype=torch.int64, device=dev),
+            query_start_loc_cpu=qsl, seq_lens_cpu=q_lens,
+        )
+        positions = torch.cat([torch.arange(n), torch.zeros(1, dtype=torch.int64)]).to(dev)
+        with set_forward_context(meta):
+            self.model(torch.zeros(n + 1, dtype=torch.int64, device=dev), positions)
 
     def capture_graphs(self) -> None:
         """Capture decode graphs per batch-size bucket, unless eager mode is asked for, the

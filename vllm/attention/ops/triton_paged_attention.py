@@ -33,7 +33,9 @@ def available() -> bool:
 
 if HAS_TRITON:
 
-    @triton.jit
+    # The block-table row stride changes with every batch's widest sequence: specialising on
+    # its value (== 1, % 16 == 0) would compile new variants in the middle of serving.
+    @triton.jit(do_not_specialize=["stride_bt"])
     def _paged_prefill_kernel(
         out_ptr, q_ptr, k_ptr, v_ptr, bt_ptr, seq_lens_ptr, qsl_ptr,
         stride_ot, stride_oh, stride_qt, stride_qh,
