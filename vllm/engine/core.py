@@ -115,11 +115,6 @@ class EngineCore:
         (detokenization, stop strings, streaming) overlaps the device. A stop string found
         there aborts its request one step late: that step's extra token is dropped by the
         scheduler, which skips requests that are no longer running."""
-        if not self.overlap:
-            if not self.scheduler.has_unfinished_requests():
-                return []
-            sched = self.scheduler.schedule()
-            return self.scheduler.update_from_output(sched, self.executor.execute_model(sched))
         if self._inflight is None:
             if not self.scheduler.has_unfinished_requests():
                 return []
@@ -128,7 +123,7 @@ class EngineCore:
         sched, pending = self._inflight
         self._inflight = None
         outputs = self.scheduler.update_from_output(sched, self.executor.wait_model(pending))
-        if self.scheduler.has_unfinished_requests():
+        if self.overlap and self.scheduler.has_unfinished_requests():
             self._launch()
         return outputs
 

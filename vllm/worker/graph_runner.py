@@ -48,7 +48,7 @@ class DecodeGraphs:
         self.model = model
         self.sizes = sorted(set(sizes))
         self.max_seq_len_hint = max_seq_len_hint
-        b = self.sizes[-1] if self.sizes else 0
+        b = self.max_size
         self.input_ids = bufs["input_ids"]
         self.positions = bufs["positions"]
         self.slot_mapping = bufs["slot_mapping"]
