@@ -112,7 +112,10 @@ void paged_attention(at::Tensor& out, const at::Tensor& query, const at::Tensor&
   // thousands of empty blocks.
   const int64_t sms = std::max(1, device_sm_count(query.get_device()));
   const int64_t cap = std::max<int64_t>(2, (4 * sms + base - 1) / base);
-  p.num_splits = static_cast<int>(std::min<int64_t>(ceil_div(seq, p.part_size), cap));
+  // A launch too small to fill the GPU splits as finely as kAttnMinPart (seq_part shrinks the
+  // partitions to match the real context); a large one splits only past part_size.
+  const int finest = base >= 2 * sms ? p.part_size : kAttnMinPart;
+  p.num_splits = static_cast<int>(std::min<int64_t>(ceil_div(seq, finest), cap));
   at::Tensor tmp_out, tmp_ml;
   if (p.num_splits > 1) {
     auto fopts = query.options().dtype(at::kFloat);

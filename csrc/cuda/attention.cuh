@@ -13,6 +13,7 @@ namespace vllm {
 
 constexpr int kAttnThreads = 128;
 constexpr int kAttnMaxPart = 512;  // max context tokens per block
+constexpr int kAttnMinPart = 32;   // least context tokens per partition when splitting
 constexpr int kAttnUnroll = 4;     // two-pass: K (then V) rows in flight per lane group
 constexpr int kAttnUnrollOnePass = 2;  // one-pass: K and V rows in flight per lane group
 // Which body a block of CG q heads runs. H100, decode bf16 d128 256x1024 (tables in
@@ -68,6 +69,19 @@ VLLM_D int visible_ctx(const AttnParams& p, int s, int t) {
   const int q_len = p.query_start_loc[s + 1] - p.query_start_loc[s];
   const int seq = p.seq_lens[s];
   return max(0, min(seq, seq - q_len + (t - p.query_start_loc[s]) + 1));
+}
+
+// Tokens per partition for a context of `ctx`. With one split it is the host's part_size. With
+// Z splits the context is cut into Z * r equal partitions (r = ceil(ctx / (Z * part_size))
+// rounds per block), rounded up to kAttnMinPart: a short context still spreads over many
+// blocks, and a long one gives every block the same work. The host plans Z from the launch
+// shape alone, so a graph captured for max_model_len stays fast on short contexts.
+VLLM_D int seq_part(const AttnParams& p, int ctx) {
+  if (p.num_splits == 1) return p.part_size;
+  const int z = p.num_splits;
+  const int rounds = max(1, (ctx + z * p.part_size - 1) / (z * p.part_size));
+  const int even = (ctx + z * rounds - 1) / (z * rounds);
+  return min(p.part_size, (even + kAttnMinPart - 1) / kAttnMinPart * kAttnMinPart);
 }
 
 // Sums v[g] (g < CG) over the LT lanes of a lane group with log2(CG) halving exchanges then

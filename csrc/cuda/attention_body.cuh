@@ -163,7 +163,8 @@ __global__ void __launch_bounds__(kAttnThreads, attn_min_blocks(CG))
   const int s = find_seq(p.query_start_loc, p.num_seqs, t);
   const int ctx = visible_ctx(p, s, t);
   // Splits past the context write nothing; attn_reduce_kernel skips them the same way.
-  if (p.num_splits > 1 && blockIdx.z * p.part_size >= ctx) return;
+  const int part = seq_part(p, ctx);
+  if (p.num_splits > 1 && blockIdx.z * part >= ctx) return;
   const T* q = static_cast<const T*>(p.q) + t * p.q_tok_stride;
   for (int i = threadIdx.x; i < CG * D; i += blockDim.x) {
     const int g = i / D, d = i % D;
@@ -178,8 +179,8 @@ __global__ void __launch_bounds__(kAttnThreads, attn_min_blocks(CG))
     rl[threadIdx.x] = 0.f;
   }
   const int* bt = p.block_tables + s * p.bt_stride;
-  for (int start = blockIdx.z * p.part_size; start < ctx; start += gridDim.z * p.part_size) {
-    const int n = min(ctx, start + p.part_size) - start;
+  for (int start = blockIdx.z * part; start < ctx; start += gridDim.z * part) {
+    const int n = min(ctx, start + part) - start;
     for (int i = threadIdx.x; i < CG * D; i += blockDim.x) oacc[i / D][i % D] = 0.f;
     // Resolve the partition's pages once: the token loops then issue no dependent table loads.
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
@@ -239,7 +240,8 @@ __global__ void attn_reduce_kernel(AttnParams p) {
   const int t = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
   if (t >= p.query_start_loc[p.num_seqs]) return;
   const int ctx = visible_ctx(p, find_seq(p.query_start_loc, p.num_seqs, t), t);
-  const int used = min(p.num_splits, (ctx + p.part_size - 1) / p.part_size);
+  const int part = seq_part(p, ctx);
+  const int used = min(p.num_splits, (ctx + part - 1) / part);
   const int64_t row0 = (static_cast<int64_t>(t) * p.num_q_heads + h) * p.num_splits;
   float m = -FLT_MAX;
   for (int z = 0; z < used; ++z) {

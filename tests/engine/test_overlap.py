@@ -68,3 +68,41 @@ def test_overlap_abort_mid_run(tiny_llama_dir: str, monkeypatch: pytest.MonkeyPa
     engine.core.step()
     assert _free(llm)[0] == _free(llm)[1]
     engine.shutdown()
+
+
+def test_schedule_ahead_under_preemption(tiny_llama_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps scheduled before the previous tokens are known, with requests preempted while a
+    step that samples for them is in flight: same greedy and seeded tokens as the plain loop."""
+    from vllm.platforms import current_platform
+
+    greedy = SamplingParams(temperature=0.0, max_tokens=24, ignore_eos=True)
+    seeded = [SamplingParams(temperature=1.0, max_tokens=24, seed=i, ignore_eos=True) for i in range(4)]
+    runs = {}
+    for overlap in (False, True):
+        monkeypatch.setattr(type(current_platform), "async_device_execution", overlap)
+        llm = LLM(model=tiny_llama_dir, num_kv_blocks_override=6, block_size=16, seed=0)
+        outs = llm.generate(PROMPTS, greedy, use_tqdm=False) + llm.generate(PROMPTS, seeded, use_tqdm=False)
+        core = llm.llm_engine.core
+        assert core.get_stats().num_preemptions > 0
+        assert (core.num_steps_ahead > 0) is overlap
+        runs[overlap] = [o.outputs[0].token_ids for o in outs]
+        llm.llm_engine.shutdown()
+    assert runs[True] == runs[False]
+
+
+def test_penalties_step_synchronously(tiny_llama_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request whose sampling reads its own outputs (penalties, min_tokens) is never stepped
+    ahead; mixed with plain requests the results equal the plain loop's."""
+    from vllm.platforms import current_platform
+
+    params = [SamplingParams(temperature=0.0, max_tokens=16, ignore_eos=True),
+              SamplingParams(temperature=0.0, max_tokens=16, ignore_eos=True, repetition_penalty=1.3),
+              SamplingParams(temperature=0.0, max_tokens=16, ignore_eos=True, frequency_penalty=0.8),
+              SamplingParams(temperature=0.0, max_tokens=16, min_tokens=10)]
+    runs = {}
+    for overlap in (False, True):
+        monkeypatch.setattr(type(current_platform), "async_device_execution", overlap)
+        llm = LLM(model=tiny_llama_dir, kv_cache_space_gib=0.02, seed=0)
+        runs[overlap] = [o.outputs[0].token_ids for o in llm.generate(PROMPTS, params, use_tqdm=False)]
+        llm.llm_engine.shutdown()
+    assert runs[True] == runs[False]

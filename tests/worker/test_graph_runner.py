@@ -48,9 +48,10 @@ def graphs_on(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     replays: list[int] = []
     real_run = DecodeGraphs.run
 
-    def counting_run(self: DecodeGraphs, b: int, n: int, block_tables: Any) -> torch.Tensor:
+    def counting_run(self: DecodeGraphs, b: int, n: int, block_tables: Any,
+                     max_seq_len: int) -> torch.Tensor:
         replays.append(b)
-        return real_run(self, b, n, block_tables)
+        return real_run(self, b, n, block_tables, max_seq_len)
 
     monkeypatch.setattr(DecodeGraphs, "run", counting_run)
     return replays
@@ -77,3 +78,36 @@ def test_graphs_match_eager(tiny_llama_dir: str, graphs_on: list[int]) -> None:
     assert single == want[1] and graphs_on[-1] == 1
     llm.llm_engine.shutdown()
 
+
+
+def test_context_buckets(tiny_llama_dir: str, graphs_on: list[int],
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend whose decode kernel depends on the context length gets one graph per bucket;
+    steps replay the smallest bucket holding their longest context, with eager's tokens."""
+    from vllm.attention.backends.abstract import AttentionBackend
+
+    kw: dict[str, Any] = dict(model=tiny_llama_dir, kv_cache_space_gib=0.02, seed=0,
+                              max_num_seqs=8, gpu_memory_utilization=0.3, enforce_eager=True)
+    eager = LLM(**kw)
+    want = [o.outputs[0].token_ids for o in eager.generate(PROMPTS, GREEDY, use_tqdm=False)]
+    eager.llm_engine.shutdown()
+    monkeypatch.setattr(AttentionBackend, "decode_context_buckets", staticmethod(lambda: (32,)))
+    hints: list[int] = []
+    real_run = DecodeGraphs.run
+
+    def recording_run(self: DecodeGraphs, b: int, n: int, bt: Any, max_seq_len: int) -> torch.Tensor:
+        hints.append(self.hints[0] if max_seq_len <= self.hints[0] else self.hints[-1])
+        return real_run(self, b, n, bt, max_seq_len)
+
+    monkeypatch.setattr(DecodeGraphs, "run", recording_run)
+    kw["enforce_eager"] = False
+    llm = LLM(cuda_graph_sizes=(1, 2, 4), **kw)
+    graphs = llm.llm_engine.core.executor.worker.runner.graphs  # type: ignore[attr-defined]
+    if not isinstance(graphs, DecodeGraphs) or 32 not in graphs.hints:
+        llm.llm_engine.shutdown()
+        pytest.skip("this backend declares its own context buckets")
+    assert set(graphs.graphs) == {(b, h) for b in (1, 2, 4) for h in graphs.hints}
+    got = [o.outputs[0].token_ids for o in llm.generate(PROMPTS, GREEDY, use_tqdm=False)]
+    assert got == want
+    assert set(hints) == {32, graphs.hints[-1]}  # short contexts first, then past 32 tokens
+    llm.llm_engine.shutdown()

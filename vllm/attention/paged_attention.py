@@ -106,19 +106,28 @@ def paged_attention_xpu(
     )
 
 
+# Decodes whose contexts are all this short go to Triton even in small batches. H100, 32/8 heads,
+# d128, one sequence (benchmarks/scripts/attn_small_batch.py): 136 tokens 8.0 us Triton vs
+# 19.8 us for the `_C` split-K kernel, whose fixed cost dominates; 1024 tokens 28.0 vs 24.6;
+# 8192 tokens 233 vs 41 (one Triton program per kv head cannot spread a long context).
+TRITON_SHORT_CONTEXT = 512
+
+
 def paged_attention_cuda(
     out: torch.Tensor, query: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
     block_tables: torch.Tensor, seq_lens: torch.Tensor, query_start_loc: torch.Tensor,
     max_query_len: int, max_seq_len: int, scale: float,
 ) -> None:
-    """CUDA/ROCm: the Triton tiled kernel for prefill chunks and for decode batches whose
-    (sequence, kv head) programs fill the GPU twice over (it streams 64-key tiles); the `_C`
-    split-K kernel for decodes of a few, possibly long, sequences. The choice depends on shapes
-    only, so a graph captured for a batch size keeps its kernel."""
+    """CUDA/ROCm: the Triton tiled kernel for prefill chunks, for decode batches whose
+    (sequence, kv head) programs fill the GPU twice over (it streams 64-key tiles) and for
+    short contexts; the `_C` split-K kernel for decodes of a few, long, sequences. The choice
+    depends on shapes and the ``max_seq_len`` hint only, so decode graphs are captured per
+    context bucket (``CudaAttentionBackend.decode_context_buckets``)."""
     from vllm.attention.ops import triton_paged_attention as tri
 
     programs = seq_lens.shape[0] * key_cache.shape[2]
-    if tri.available() and (max_query_len > 1 or programs >= 2 * _sm_count(query.device)):
+    if tri.available() and (max_query_len > 1 or programs >= 2 * _sm_count(query.device)
+                            or max_seq_len <= TRITON_SHORT_CONTEXT):
         tri.triton_paged_attention(out, query, key_cache, value_cache, block_tables, seq_lens,
                                    query_start_loc, max_query_len, max_seq_len, scale)
     else:

@@ -105,7 +105,9 @@ class KVCacheManager:
         return [b.block_id for b in added]
 
     def _cache_full_blocks(self, request: Request, blocks: list[KVBlock], num_tokens: int) -> None:
-        num_full = num_tokens // self.block_size
+        # Only blocks whose tokens are all known can be hashed: a slot reserved for a pending
+        # sampled token (scheduled ahead) is cached on a later step.
+        num_full = min(num_tokens, request.num_tokens) // self.block_size
         start = self._num_cached_blocks.get(request.request_id, 0)
         if num_full <= start:
             return

@@ -54,6 +54,9 @@ class Request:
         self.output_token_ids: list[int] = []
         self.all_token_ids: list[int] = list(prompt_token_ids)
         self.num_computed_tokens = 0
+        # Outputs of launched steps whose token is not known yet (the engine core may schedule
+        # step N+1 before step N's sampled ids reach the host; at most 1 then, else 0).
+        self.num_pending = 0
         self.num_cached_tokens = -1  # prefix-cache hit length on first schedule (-1: not yet)
         self.status = RequestStatus.WAITING
         self.stop_reason: int | str | None = None
@@ -75,6 +78,25 @@ class Request:
     @property
     def is_finished(self) -> bool:
         return self.status.finished
+
+    @property
+    def schedule_ahead_safe(self) -> bool:
+        """Whether a step may be scheduled for this request before its last sampled token is
+        known: its sampling must not read its own latest outputs (penalties, min_tokens)."""
+        p = self.sampling_params
+        return (p.presence_penalty == 0.0 and p.frequency_penalty == 0.0
+                and p.repetition_penalty == 1.0 and p.min_tokens <= len(self.output_token_ids))
+
+    def length_capped_with_pending(self) -> bool:
+        """True when the pending outputs already reach max_tokens or max_len: the request
+        finishes by length once they arrive, so it needs no further step."""
+        if not self.num_pending:
+            return False
+        out = len(self.output_token_ids) + self.num_pending
+        max_tokens = self.sampling_params.max_tokens
+        if max_tokens is not None and out >= max_tokens:
+            return True
+        return self.max_len is not None and len(self.all_token_ids) + self.num_pending >= self.max_len
 
     def finish_reason(self) -> str | None:
         return _FINISH_REASON.get(self.status)

@@ -126,6 +126,10 @@ class Scheduler:
         budget, preempted = self._schedule_running(out, budget)
         if not preempted:
             self._schedule_waiting(out, budget)
+        for rid in out.num_scheduled_tokens:  # requests whose step ends at their last token
+            req = self.requests[rid]
+            if req.num_computed_tokens >= req.num_tokens + req.num_pending:
+                req.num_pending += 1
         out.total_num_scheduled_tokens = sum(out.num_scheduled_tokens.values())
         out.finished_req_ids = self._finished_ids
         out.preempted_req_ids = self._preempted_ids
@@ -138,8 +142,8 @@ class Scheduler:
         i = 0
         while i < len(self.running) and budget > 0:
             req = self.running[i]
-            num_new = min(req.num_tokens - req.num_computed_tokens, budget)
-            if num_new <= 0:
+            num_new = min(req.num_tokens + req.num_pending - req.num_computed_tokens, budget)
+            if num_new <= 0 or req.length_capped_with_pending():
                 i += 1
                 continue
             new_ids = self.kv.allocate_slots(req, num_new)
@@ -169,6 +173,8 @@ class Scheduler:
         chunked = self.config.enable_chunked_prefill
         while len(self.waiting) and budget > 0 and len(self.running) < self.max_num_seqs:
             req = self.waiting.peek()
+            if req.num_pending:  # preempted while a step sampled for it: wait for the token
+                break
             hits = self.kv.get_computed_blocks(req)
             num_computed = len(hits) * self.block_size
             num_new = req.num_tokens - num_computed
@@ -195,19 +201,32 @@ class Scheduler:
             budget -= num_new
 
     # ---- results ----------------------------------------------------------------------
+    def can_schedule_ahead(self) -> bool:
+        """Whether the next step may be scheduled before the in-flight step's sampled tokens
+        are known (every running request's sampling ignores its own latest output)."""
+        return all(r.schedule_ahead_safe for r in self.running)
+
     def update_from_output(
         self, sched: SchedulerOutput, result: ModelRunnerOutput
     ) -> list[EngineCoreOutput]:
+        """Append the step's sampled tokens and finish requests that stop. A request that
+        finished or was aborted since the step was scheduled gets nothing; one preempted since
+        keeps its token (the step saw its whole context) and is recomputed with it."""
         outputs: list[EngineCoreOutput] = []
-        running = RequestStatus.RUNNING
+        live = (RequestStatus.RUNNING, RequestStatus.PREEMPTED)
         prompt_logprobs = result.prompt_logprobs
         logprobs = result.logprobs
         finished: list[Request] = []
         for i, rid in enumerate(result.req_ids):
             req = self.requests.get(rid)
-            if req is None or req.status != running:
-                continue  # aborted, finished or preempted after this step was scheduled
+            if req is None or req.status not in live:
+                continue  # aborted or finished after this step was scheduled
             sampled = result.sampled_token_ids[i]
+            if sampled and req.num_pending:
+                req.num_pending -= 1
+            if sampled and req.status == RequestStatus.PREEMPTED:
+                outputs.append(self._take_preempted_token(req, sampled[0], logprobs[i] if logprobs else None))
+                continue
             new_tokens: list[int] = sampled
             stopped = False
             for j, tok in enumerate(sampled):
@@ -235,6 +254,20 @@ class Scheduler:
             for req in finished:
                 self._free(req)
         return outputs
+
+    def _take_preempted_token(self, req: Request, token: int, lps: list | None) -> EngineCoreOutput:
+        """A token for a request preempted after its step launched: it is kept (the step saw
+        the whole context) and recomputed with the rest; a stop finishes the request."""
+        req.append_output_token(token)
+        stopped = req.check_stop()
+        out = EngineCoreOutput(
+            req.request_id, [token], lps[:1] if lps is not None else None, None,
+            req.finish_reason() if stopped else None, req.stop_reason, max(req.num_cached_tokens, 0),
+        )
+        if stopped:
+            self.waiting.remove(req)
+            self._free(req)
+        return out
 
     def get_stats(self) -> SchedulerStats:
         return SchedulerStats(

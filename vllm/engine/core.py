@@ -4,6 +4,7 @@ process when serving)."""
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 import torch
@@ -69,7 +70,9 @@ class EngineCore:
         from vllm.platforms import current_platform
 
         self.overlap = current_platform.async_device_execution
-        self._inflight: tuple[Any, Any] | None = None  # (SchedulerOutput, executor handle)
+        # Launched steps, oldest first: (SchedulerOutput, executor handle); at most 2.
+        self._inflight: deque[tuple[Any, Any]] = deque()
+        self.num_steps_ahead = 0  # steps scheduled before the previous step's tokens were known
         tokens = num_blocks * self.block_size
         logger.info(
             "KV cache: %d blocks x %d tokens = %d tokens; max concurrency %.1f requests of %d "
@@ -111,25 +114,30 @@ class EngineCore:
         """Schedule, execute and update one step; returns its outputs.
 
         Where the device runs asynchronously to the host, the next step is scheduled and
-        launched before this step's outputs are returned, so the caller's output processing
-        (detokenization, stop strings, streaming) overlaps the device. A stop string found
-        there aborts its request one step late: that step's extra token is dropped by the
-        scheduler, which skips requests that are no longer running."""
-        if self._inflight is None:
+        launched *before* this step's sampled tokens are read back: the scheduler counts them as
+        pending and the runner feeds them to the next step on the device, so the host's
+        scheduling, batch building and output processing all overlap the device. Requests whose
+        sampling reads their own latest output (penalties, min_tokens) turn this off for the
+        step; the next step is then launched right after the update, before the outputs are
+        returned. A request that stops (EOS, stop string) has one extra step in flight; its
+        token is dropped by the scheduler, which skips finished requests."""
+        if not self._inflight:
             if not self.scheduler.has_unfinished_requests():
                 return []
             self._launch()
-        assert self._inflight is not None
-        sched, pending = self._inflight
-        self._inflight = None
+        if (self.overlap and len(self._inflight) == 1 and self.scheduler.has_unfinished_requests()
+                and self.scheduler.can_schedule_ahead()):
+            self._launch()  # queued on the device behind the step in flight
+            self.num_steps_ahead += 1
+        sched, pending = self._inflight.popleft()
         outputs = self.scheduler.update_from_output(sched, self.executor.wait_model(pending))
-        if self.overlap and self.scheduler.has_unfinished_requests():
+        if self.overlap and not self._inflight and self.scheduler.has_unfinished_requests():
             self._launch()
         return outputs
 
     def _launch(self) -> None:
         sched = self.scheduler.schedule()
-        self._inflight = (sched, self.executor.execute_model_async(sched))
+        self._inflight.append((sched, self.executor.execute_model_async(sched)))
 
     def get_stats(self) -> SchedulerStats:
         return self.scheduler.get_stats()

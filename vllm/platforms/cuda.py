@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -43,6 +44,19 @@ class CudaPlatform(Platform):
 
     def supports_graphs(self) -> bool:
         return True
+
+    def copy_to_host_async(self, tensors: list[torch.Tensor]) -> Callable[[], list[torch.Tensor]]:
+        # Pinned destinations (non_blocking) and an event after the copies: waiting on the
+        # event does not wait for steps queued on the stream after this one.
+        host = [t.to("cpu", non_blocking=True) for t in tensors]
+        done = torch.cuda.Event()
+        done.record()
+
+        def wait() -> list[torch.Tensor]:
+            done.synchronize()
+            return host
+
+        return wait
 
     def graph_pool(self) -> Any:
         # One pool per set of graphs (per model runner): a pool whose graphs were all freed

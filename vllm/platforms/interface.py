@@ -9,6 +9,7 @@ test which hardware they run on.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -122,6 +123,12 @@ class Platform:
         """This platform's default for unquantized linear layers, ``(x, weight, bias) -> y``,
         or None for torch's ``F.linear`` (see model_executor/layers/utils.py)."""
         return None
+
+    def copy_to_host_async(self, tensors: list[torch.Tensor]) -> Callable[[], list[torch.Tensor]]:
+        """Start copying device tensors to the host; the returned callable waits for this copy
+        alone (not for work queued after it) and returns the host tensors. Here the device is
+        synchronous with the host, so the copy happens when it is called."""
+        return lambda: [t.cpu() for t in tensors]
 
     def graph_pool(self) -> Any:
         """A fresh memory pool for one set of device graphs (None where graphs need none)."""

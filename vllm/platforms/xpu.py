@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 
 import torch
 
@@ -47,6 +48,17 @@ class XpuPlatform(Platform):
 
     def device_name(self) -> str:
         return torch.xpu.get_device_name()
+
+    def copy_to_host_async(self, tensors: list[torch.Tensor]) -> Callable[[], list[torch.Tensor]]:
+        host = [t.to("cpu", non_blocking=True) for t in tensors]
+        done = torch.xpu.Event()
+        done.record()
+
+        def wait() -> list[torch.Tensor]:
+            done.synchronize()
+            return host
+
+        return wait
 
     def default_dtype(self, config_dtype: torch.dtype) -> torch.dtype:
         return torch.float16 if config_dtype == torch.float32 else config_dtype

@@ -41,13 +41,18 @@ class DecodeGraphs:
     """Captured decode forwards keyed by padded batch size."""
 
     def __init__(self, model: torch.nn.Module, sizes: list[int], bufs: dict[str, torch.Tensor],
-                 max_blocks_per_req: int, max_seq_len_hint: int) -> None:
+                 max_blocks_per_req: int, max_seq_len_hint: int,
+                 context_buckets: tuple[int, ...] = ()) -> None:
         """``bufs``: the runner's persistent device buffers ``input_ids``, ``positions``,
         ``slot_mapping`` (length >= max size) and ``seq_lens``; the runner fills their first
-        ``n`` entries each step as usual and the graphs read them in place."""
+        ``n`` entries each step as usual and the graphs read them in place.
+        ``context_buckets``: the attention backend's ``decode_context_buckets()``; each size is
+        captured once per bucket below ``max_seq_len_hint`` and once for any context."""
         self.model = model
         self.sizes = sorted(set(sizes))
         self.max_seq_len_hint = max_seq_len_hint
+        self.hints = sorted({h for h in context_buckets if 0 < h < max_seq_len_hint}
+                            | {max_seq_len_hint})
         b = self.max_size
         self.input_ids = bufs["input_ids"]
         self.positions = bufs["positions"]
@@ -56,8 +61,9 @@ class DecodeGraphs:
         dev = self.input_ids.device
         self.query_start_loc = torch.arange(b + 1, dtype=torch.int32, device=dev)
         self.block_tables = torch.zeros(b, max_blocks_per_req, dtype=torch.int32, device=dev)
-        self.graphs: dict[int, DeviceGraph] = {}
-        self.outputs: dict[int, torch.Tensor] = {}  # [B, hidden] written by each replay
+        # Keyed by (size, context hint): the attention metadata's max_seq_len at capture.
+        self.graphs: dict[tuple[int, int], DeviceGraph] = {}
+        self.outputs: dict[tuple[int, int], torch.Tensor] = {}  # [B, hidden] per replay
 
     @property
     def max_size(self) -> int:
@@ -66,14 +72,15 @@ class DecodeGraphs:
     def bucket(self, num_seqs: int) -> int | None:
         """The captured size a batch of ``num_seqs`` decodes pads to (None: run eagerly)."""
         i = bisect.bisect_left(self.sizes, num_seqs)
-        return self.sizes[i] if i < len(self.sizes) and self.sizes[i] in self.graphs else None
+        captured = i < len(self.sizes) and (self.sizes[i], self.max_seq_len_hint) in self.graphs
+        return self.sizes[i] if captured else None
 
-    def _metadata(self, b: int) -> AttentionMetadata:
+    def _metadata(self, b: int, hint: int) -> AttentionMetadata:
         host_qsl = torch.arange(b + 1, dtype=torch.int32)
         return AttentionMetadata(
             num_actual_tokens=b,
             max_query_len=1,
-            max_seq_len=self.max_seq_len_hint,
+            max_seq_len=hint,
             query_start_loc=self.query_start_loc[: b + 1],
             seq_lens=self.seq_lens[:b],
             block_tables=self.block_tables[:b],
@@ -89,15 +96,16 @@ class DecodeGraphs:
         self._clear_padding(0)
         pool = platform.graph_pool()
         for b in reversed(self.sizes):
-            meta = self._metadata(b)
+            for hint in self.hints:
+                meta = self._metadata(b, hint)
 
-            def forward(b: int = b, meta: AttentionMetadata = meta) -> torch.Tensor:
-                with set_forward_context(meta):
-                    return self.model(self.input_ids[:b], self.positions[:b])
+                def forward(b: int = b, meta: AttentionMetadata = meta) -> torch.Tensor:
+                    with set_forward_context(meta):
+                        return self.model(self.input_ids[:b], self.positions[:b])
 
-            graph = platform.new_graph(pool)
-            self.outputs[b] = graph.capture(forward)
-            self.graphs[b] = graph
+                graph = platform.new_graph(pool)
+                self.outputs[b, hint] = graph.capture(forward)
+                self.graphs[b, hint] = graph
 
     def _clear_padding(self, n: int) -> None:
         b = self.max_size
@@ -105,14 +113,16 @@ class DecodeGraphs:
             self.slot_mapping[n:b].fill_(-1)
             self.seq_lens[n:b].fill_(1)
 
-    def run(self, b: int, n: int, block_tables: np.ndarray) -> torch.Tensor:
+    def run(self, b: int, n: int, block_tables: np.ndarray, max_seq_len: int) -> torch.Tensor:
         """Replay size ``b`` for the ``n`` decodes whose inputs are in the first n entries of the
-        buffers; ``block_tables``: host ``[n, w]``. Returns hidden ``[n, H]``."""
+        buffers, with the graph of the smallest context bucket holding ``max_seq_len``;
+        ``block_tables``: host ``[n, w]``. Returns hidden ``[n, H]``."""
         self._clear_padding(n)
         w = block_tables.shape[1]
         self.block_tables[:n, :w].copy_(torch.from_numpy(block_tables), non_blocking=True)
-        self.graphs[b].replay()
-        return self.outputs[b][:n]
+        hint = self.hints[min(bisect.bisect_left(self.hints, max_seq_len), len(self.hints) - 1)]
+        self.graphs[b, hint].replay()
+        return self.outputs[b, hint][:n]
 
 
 def graph_sizes(configured: tuple[int, ...], max_num_seqs: int, max_num_tokens: int) -> list[int]:

@@ -25,6 +25,9 @@ class CachedRequestState:
     eos_token_id: int | None = None
     token_ids: list[int] = field(default_factory=list)  # prompt + outputs
     sampling_state: Any = None  # the sampler's per-request state (built lazily)
+    # Sampled tokens of launched steps not yet read back (0 or 1): the next step's input for
+    # this request is then taken from the device (ModelRunner._feed_pending).
+    num_pending: int = 0
 
     def __post_init__(self) -> None:
         self.token_ids = self.prompt_token_ids + self.output_token_ids
@@ -34,8 +37,11 @@ class CachedRequestState:
         return len(self.token_ids)
 
     def append(self, token_id: int) -> None:
+        """A sampled token read back from the device (it was pending until now)."""
         self.token_ids.append(token_id)
         self.output_token_ids.append(token_id)
+        if self.num_pending:
+            self.num_pending -= 1
 
 
 @dataclass
@@ -51,6 +57,9 @@ class HostBatch:
     slot_mapping: np.ndarray  # int64 [T]
     sample_mask: np.ndarray  # bool [S]: the step reaches the end of the known tokens
     num_computed: np.ndarray  # int64 [S] tokens already in the cache before this step
+    # Rows whose last query token is a pending sampled token (its input_ids entry is a
+    # placeholder 0 filled on the device from the previous step's sampler output).
+    pending_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def num_tokens(self) -> int:
@@ -63,18 +72,21 @@ def build_host_batch(
     num_reqs = len(states)
     n_sched = np.asarray(num_scheduled, dtype=np.int64)  # [S]
     computed = np.fromiter((s.num_computed_tokens for s in states), np.int64, num_reqs)  # [S]
-    num_tokens = np.fromiter((len(s.token_ids) for s in states), np.int64, num_reqs)  # [S]
+    pending = np.fromiter((s.num_pending for s in states), np.int64, num_reqs)  # [S]
+    num_tokens = np.fromiter((len(s.token_ids) for s in states), np.int64, num_reqs) + pending
     cu = np.zeros(num_reqs + 1, dtype=np.int64)
     np.cumsum(n_sched, out=cu[1:])
     total = int(cu[-1])
 
     if total == num_reqs and bool((computed + 1 == num_tokens).all()):
-        # decodes only: each request feeds its last token
-        input_ids = np.fromiter((s.token_ids[-1] for s in states), np.int64, num_reqs)  # [T]
+        # decodes only: each request feeds its last token (0 where it is still pending)
+        input_ids = np.fromiter((0 if s.num_pending else s.token_ids[-1] for s in states),
+                                np.int64, num_reqs)  # [T]
     else:
         ids: list[int] = []
         for st, start, n in zip(states, computed.tolist(), num_scheduled, strict=True):
             ids.extend(st.token_ids[start : start + n])
+            ids.extend([0] * (start + n - len(st.token_ids)))  # the pending token, if scheduled
         input_ids = np.asarray(ids, dtype=np.int64)  # [T]
 
     # position of token t = computed[req(t)] + (t - cu[req(t)])
@@ -102,4 +114,5 @@ def build_host_batch(
         slot_mapping=slot_mapping,
         sample_mask=seq_lens >= num_tokens,
         num_computed=computed,
+        pending_rows=np.nonzero(pending)[0],
     )

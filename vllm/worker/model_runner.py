@@ -64,6 +64,8 @@ class ModelRunner:
         self.block_size = 0
         self.sampler: Any = None
         self.graphs: DecodeGraphs | None = None
+        self._last_sampled: torch.Tensor | None = None  # the last launched step's sampled ids
+        self._last_rows: dict[str, int] = {}  # request -> row of _last_sampled
 
     # ---- setup ------------------------------------------------------------------------
     def load_model(self) -> None:
@@ -149,7 +151,25 @@ class ModelRunner:
         )
         positions = torch.cat([torch.arange(n), torch.zeros(1, dtype=torch.int64)]).to(dev)
         with set_forward_context(meta):
-            self.model(torch.zeros(n + 1, dtype=torch.int64, device=dev), positions)
+            hidden = self.model(torch.zeros(n + 1, dtype=torch.int64, device=dev), positions)
+        self._warm_up_sampler(hidden[-2:])
+
+    def _warm_up_sampler(self, hidden: torch.Tensor) -> None:
+        """Logits, a greedy and a top-k/top-p row through the sampler, and the read-back: their
+        first-use costs (lazy kernel loading, pinned host buffers) land before serving."""
+        from vllm.model_executor.layers.logits_processor import reuse_logits_buffer
+        from vllm.model_executor.layers.sampler import SamplingRequestState, build_sampling_metadata
+        from vllm.platforms import current_platform
+        from vllm.sampling_params import SamplingParams
+
+        assert self.model is not None
+        rows = [SamplingRequestState(SamplingParams(temperature=0.0, max_tokens=1), [0], [], None),
+                SamplingRequestState(SamplingParams(temperature=1.0, top_p=0.9, top_k=8, max_tokens=1),
+                                     [0], [], None)]
+        meta = build_sampling_metadata(rows[: hidden.shape[0]], self.vocab_size, self.device)
+        with reuse_logits_buffer():
+            result = self.sampler(self.model.compute_logits(hidden), meta)
+        current_platform.copy_to_host_async([result.sampled_token_ids])()
 
     def capture_graphs(self) -> None:
         """Capture decode graphs per batch-size bucket, unless eager mode is asked for, the
@@ -170,11 +190,13 @@ class ModelRunner:
         start = time.perf_counter()
         bufs = {"input_ids": self.input_ids_buf, "positions": self.positions_buf,
                 "slot_mapping": self.slot_mapping_buf, "seq_lens": self.seq_lens_buf}
-        graphs = DecodeGraphs(self.model, sizes, bufs, self.max_blocks_per_req, self.max_model_len)
+        graphs = DecodeGraphs(self.model, sizes, bufs, self.max_blocks_per_req, self.max_model_len,
+                              self.attn_backend.decode_context_buckets())
         graphs.capture_all(current_platform)
         self.graphs = graphs
-        logger.info("captured %d decode graphs (batch sizes %d..%d) in %.1f s", len(sizes),
-                    sizes[0], sizes[-1], time.perf_counter() - start)
+        logger.info("captured %d decode graphs (batch sizes %d..%d, context buckets %s) in %.1f s",
+                    len(graphs.graphs), sizes[0], sizes[-1], graphs.hints,
+                    time.perf_counter() - start)
 
     @torch.inference_mode()
     def profile_run(self) -> None:
@@ -261,9 +283,12 @@ class ModelRunner:
         if self.graphs is not None and hb.num_tokens == len(states):  # decodes only
             bucket = self.graphs.bucket(len(states))
         meta, input_ids, positions = self._to_device(hb, graph=bucket is not None)
+        if hb.pending_rows.size:
+            self._feed_pending(hb)
         if bucket is not None:
             assert self.graphs is not None
-            hidden = self.graphs.run(bucket, len(states), hb.block_tables)  # [S, H]
+            hidden = self.graphs.run(bucket, len(states), hb.block_tables,
+                                     int(hb.seq_lens.max()))  # [S, H]
         else:
             with set_forward_context(meta):
                 hidden = self.model(input_ids, positions)  # [T, H]
@@ -277,13 +302,49 @@ class ModelRunner:
         pending = PendingStep(out, states)
         sample_idx = np.nonzero(hb.sample_mask)[0]
         if sample_idx.size:
-            pending.idx, pending.result = self._sample(states, hb, hidden, sample_idx)
+            pending.idx, result = self._sample(states, hb, hidden, sample_idx)
+            self._last_sampled = result.sampled_token_ids  # [N] device, read by _feed_pending
+            self._last_rows = {states[i].req_id: j for j, i in enumerate(pending.idx)}
+            for i in pending.idx:
+                states[i].num_pending += 1
+            pending.result = self._copy_result_to_host(result)
         return pending
 
     def finish_step(self, pending: PendingStep) -> ModelRunnerOutput:
+        """Wait for this step's sampled ids (not for any step launched after it)."""
         if pending.result is not None:
-            self._collect_samples(pending.states, pending.idx, pending.result, pending.out)
+            self._collect_samples(pending.states, pending.idx, pending.result(), pending.out)
         return pending.out
+
+    def _feed_pending(self, hb: HostBatch) -> None:
+        """The last query token of each pending row is the previous step's sampled token,
+        still on the device: gather it into the input buffer (stream-ordered, no host wait)."""
+        rows = hb.pending_rows
+        dst = hb.query_start_loc[rows + 1].astype(np.int64) - 1  # [P] flat token index
+        src = np.fromiter((self._last_rows[hb.req_ids[r]] for r in rows), np.int64, rows.size)
+        idx = torch.from_numpy(np.concatenate([dst, src])).to(self.device, non_blocking=True)
+        ids = self._last_sampled.index_select(0, idx[rows.size:])  # [P]
+        self.input_ids_buf.index_copy_(0, idx[: rows.size], ids)
+
+    @staticmethod
+    def _copy_result_to_host(result: Any) -> Any:
+        """Start the device->host copy of the sampler output; returns a callable that waits for
+        it alone and gives the output with host tensors."""
+        from vllm.platforms import current_platform
+
+        lp = result.logprobs
+        tensors = [result.sampled_token_ids]
+        if lp is not None:
+            tensors += [lp.token_ids, lp.logprobs, lp.ranks]
+        wait = current_platform.copy_to_host_async(tensors)
+
+        def host_result() -> Any:
+            host = wait()
+            if lp is None:
+                return type(result)(host[0], None)
+            return type(result)(host[0], type(lp)(host[1], host[2], host[3]))
+
+        return host_result
 
     def _sample(self, states: list[CachedRequestState], hb: HostBatch, hidden: torch.Tensor,
                 sample_idx: np.ndarray) -> tuple[list[int], Any]:

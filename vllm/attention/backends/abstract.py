@@ -60,6 +60,13 @@ class AttentionBackend:
         return ()
 
     @staticmethod
+    def decode_context_buckets() -> tuple[int, ...]:
+        """Context lengths below which this backend's decode kernel choice changes (it plans
+        from ``max_seq_len``): decode graphs are captured once per bucket (plus one for any
+        length) and replayed by the batch's longest context. Empty: one graph per size."""
+        return ()
+
+    @staticmethod
     def supported_dtypes() -> tuple[torch.dtype, ...]:
         return (torch.float32, torch.float16, torch.bfloat16)
 

@@ -25,6 +25,12 @@ class CudaAttentionBackend(KernelAttentionBackend):
         return (64, 80, 96, 128, 256)  # instantiated in csrc/cuda/attention_launch.cuh
 
     @staticmethod
+    def decode_context_buckets() -> tuple[int, ...]:
+        from vllm.attention.paged_attention import TRITON_SHORT_CONTEXT
+
+        return (TRITON_SHORT_CONTEXT,)
+
+    @staticmethod
     def supported_dtypes() -> tuple[torch.dtype, ...]:
         return (torch.float16, torch.bfloat16, torch.float32)
 
@@ -33,6 +39,6 @@ class CudaAttentionBackend(KernelAttentionBackend):
                meta: AttentionMetadata, scale: float) -> None:
         from vllm.attention.paged_attention import paged_attention_cuda
 
-        paged_attention_cuda(out, query.contiguous(), kv_cache[0], kv_cache[1], meta.block_tables,
+        paged_attention_cuda(out, query, kv_cache[0], kv_cache[1], meta.block_tables,  # strided q ok
                              meta.seq_lens, meta.query_start_loc, meta.max_query_len,
                              meta.max_seq_len, scale)
