@@ -33,6 +33,9 @@ class CudaPlatform(Platform):
     def synchronize(self) -> None:
         torch.cuda.synchronize()
 
+    def device_count(self) -> int:
+        return torch.cuda.device_count()
+
     def memory_info(self) -> tuple[int, int]:
         return torch.cuda.mem_get_info()
 

@@ -9,6 +9,7 @@ test which hardware they run on.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -94,6 +95,11 @@ class Platform:
 
     def synchronize(self) -> None:
         """Wait for queued device work (no-op on CPU)."""
+
+    def device_count(self) -> int:
+        """How many ranks of one host this platform can place on distinct devices (CPU ranks
+        are processes sharing the host's cores: one per core)."""
+        return max(1, os.cpu_count() or 1)
 
     def memory_info(self) -> tuple[int, int]:
         """(free bytes, total bytes) of the memory the KV cache is carved from."""

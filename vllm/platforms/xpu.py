@@ -41,6 +41,9 @@ class XpuPlatform(Platform):
     def synchronize(self) -> None:
         torch.xpu.synchronize()
 
+    def device_count(self) -> int:
+        return torch.xpu.device_count()
+
     def memory_info(self) -> tuple[int, int]:
         props = torch.xpu.get_device_properties()
         used = torch.xpu.memory_reserved()
