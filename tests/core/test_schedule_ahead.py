@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.core.model_free import VOCAB, apply_scheduler_output, next_token
 from vllm.config import SchedulerConfig
 from vllm.core.kv_cache_manager import KVCacheManager
 from vllm.core.request import Request, RequestStatus
@@ -21,15 +22,7 @@ from vllm.core.types import ModelRunnerOutput, SchedulerOutput
 from vllm.sampling_params import SamplingParams
 from vllm.worker.input_batch import CachedRequestState, build_host_batch
 
-VOCAB = 97
 BS = 4
-
-
-def next_token(context: list[int]) -> int:
-    h = 0
-    for t in context:
-        h = (h * 31 + t + 7) % 1_000_003
-    return h % VOCAB
 
 
 class SplitRunner:
@@ -42,20 +35,8 @@ class SplitRunner:
         self.last: dict[str, int] = {}  # request -> token sampled by the last launched step
         self.fed_from_device = 0
 
-    def _update(self, so: SchedulerOutput) -> None:
-        for rid in so.finished_req_ids:
-            self.requests.pop(rid, None)
-        for n in so.new_reqs:
-            self.requests[n.req_id] = CachedRequestState(
-                n.req_id, list(n.prompt_token_ids), list(n.output_token_ids), n.sampling_params,
-                list(n.block_ids), n.num_computed_tokens)
-        for c in so.cached_reqs:
-            st = self.requests[c.req_id]
-            st.block_ids.extend(c.new_block_ids)
-            st.num_computed_tokens = c.num_computed_tokens
-
     def begin(self, so: SchedulerOutput) -> Any:
-        self._update(so)
+        apply_scheduler_output(self.requests, so)
         if so.total_num_scheduled_tokens == 0:
             return ModelRunnerOutput(), []
         states = [self.requests[r] for r in so.num_scheduled_tokens]

@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 
+from tests.core.model_free import VOCAB, apply_scheduler_output, next_token
 from vllm.config import SchedulerConfig
 from vllm.core.kv_cache_manager import KVCacheManager
 from vllm.core.request import Request, RequestStatus
@@ -20,16 +21,6 @@ from vllm.worker.input_batch import CachedRequestState, build_host_batch
 # ids per slot, checks every request's cached context against its real tokens, then "samples"
 # a token that is a deterministic function of the whole context.
 
-VOCAB = 97
-
-
-def next_token(context: list[int]) -> int:
-    h = 0
-    for t in context:
-        h = (h * 31 + t + 7) % 1_000_003
-    return h % VOCAB
-
-
 class FakeRunner:
     def __init__(self, num_blocks: int, block_size: int) -> None:
         self.block_size = block_size
@@ -40,16 +31,7 @@ class FakeRunner:
 
     def execute_model(self, so: SchedulerOutput) -> ModelRunnerOutput:
         self.steps += 1
-        for rid in so.finished_req_ids:
-            self.requests.pop(rid, None)
-        for n in so.new_reqs:
-            self.requests[n.req_id] = CachedRequestState(
-                n.req_id, list(n.prompt_token_ids), list(n.output_token_ids), n.sampling_params,
-                list(n.block_ids), n.num_computed_tokens)
-        for c in so.cached_reqs:
-            st = self.requests[c.req_id]
-            st.block_ids.extend(c.new_block_ids)
-            st.num_computed_tokens = c.num_computed_tokens
+        apply_scheduler_output(self.requests, so)
         if so.total_num_scheduled_tokens == 0:
             return ModelRunnerOutput()
         self.max_tokens_seen = max(self.max_tokens_seen, so.total_num_scheduled_tokens)

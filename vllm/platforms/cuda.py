@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from vllm.platforms.interface import Platform
+from vllm.platforms.interface import Platform, copy_after_event
 
 if TYPE_CHECKING:
     from vllm.config import VllmConfig
@@ -49,17 +49,7 @@ class CudaPlatform(Platform):
         return True
 
     def copy_to_host_async(self, tensors: list[torch.Tensor]) -> Callable[[], list[torch.Tensor]]:
-        # Pinned destinations (non_blocking) and an event after the copies: waiting on the
-        # event does not wait for steps queued on the stream after this one.
-        host = [t.to("cpu", non_blocking=True) for t in tensors]
-        done = torch.cuda.Event()
-        done.record()
-
-        def wait() -> list[torch.Tensor]:
-            done.synchronize()
-            return host
-
-        return wait
+        return copy_after_event(tensors, torch.cuda.Event())
 
     def graph_pool(self) -> Any:
         # One pool per set of graphs (per model runner): a pool whose graphs were all freed

@@ -20,6 +20,20 @@ if TYPE_CHECKING:
     from vllm.config import VllmConfig
 
 
+def copy_after_event(tensors: list[torch.Tensor], event: Any) -> Callable[[], list[torch.Tensor]]:
+    """Device platforms' ``copy_to_host_async``: non-blocking copies into pinned host memory,
+    then ``event`` (a fresh device event) recorded after them; waiting on it does not wait for
+    work queued later on the stream."""
+    host = [t.to("cpu", non_blocking=True) for t in tensors]
+    event.record()
+
+    def wait() -> list[torch.Tensor]:
+        event.synchronize()
+        return host
+
+    return wait
+
+
 class Platform:
     """Base class. Subclasses override the class attributes and a few methods."""
 

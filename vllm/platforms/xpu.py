@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from vllm.platforms.interface import Platform
+from vllm.platforms.interface import Platform, copy_after_event
 
 
 def ipex_available() -> bool:
@@ -53,15 +53,7 @@ class XpuPlatform(Platform):
         return torch.xpu.get_device_name()
 
     def copy_to_host_async(self, tensors: list[torch.Tensor]) -> Callable[[], list[torch.Tensor]]:
-        host = [t.to("cpu", non_blocking=True) for t in tensors]
-        done = torch.xpu.Event()
-        done.record()
-
-        def wait() -> list[torch.Tensor]:
-            done.synchronize()
-            return host
-
-        return wait
+        return copy_after_event(tensors, torch.xpu.Event())
 
     def default_dtype(self, config_dtype: torch.dtype) -> torch.dtype:
         return torch.float16 if config_dtype == torch.float32 else config_dtype
