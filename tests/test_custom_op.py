@@ -95,6 +95,42 @@ def test_dispatch_is_fixed_at_construction(monkeypatch: pytest.MonkeyPatch) -> N
     assert make_op("t_both2", "cuda")()(0) == ("native", 0)
 
 
+def test_call_goes_straight_to_the_chosen_method(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bound implementation is the instance's ``forward`` (no extra frame per call), and
+    modules built from the same class keep their own choice."""
+    fake = use_platform(monkeypatch, "cpu")
+    op_cls = make_op("t_direct", "cuda", "cpu")
+    op = op_cls()
+    assert op.forward == op.forward_cpu
+    fake.available.add("cuda")
+    other = op_cls()
+    assert other.forward == other.forward_cuda and other(4) == ("cuda", 4)
+    assert op(4) == ("cpu", 4)
+    assert CustomOp.forward(op, 4) == ("cpu", 4)  # the class-level forward still dispatches
+
+
+def test_forward_hooks_still_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The direct call (no nn.Module.__call__) steps aside as soon as a hook is registered."""
+    import torch
+
+    from vllm.model_executor.layers.linear import ReplicatedLinear
+
+    use_platform(monkeypatch, "cpu")
+    op = make_op("t_hooked", "cpu")()
+    seen: list[object] = []
+    handle = op.register_forward_hook(lambda mod, args, out: seen.append(out))
+    assert op(7) == ("cpu", 7) and seen == [("cpu", 7)]
+    handle.remove()
+    op(8)
+    assert seen == [("cpu", 7)]
+    lin = ReplicatedLinear(4, 2)
+    lin.weight.data.normal_()
+    pre = lin.register_forward_pre_hook(lambda mod, args: (args[0] * 0,))
+    assert torch.count_nonzero(lin(torch.ones(3, 4))) == 0
+    pre.remove()
+    assert torch.count_nonzero(lin(torch.ones(3, 4))) > 0
+
+
 @pytest.mark.parametrize(
     "entries,on,off",
     [

@@ -48,15 +48,23 @@ def test_default_is_the_platform_gemm_or_torch_linear() -> None:
     torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
 
 
-@pytest.mark.parametrize("m,k,n", [(1, 64, 48), (5, 576, 960), (16, 128, 300), (64, 32, 17)])
-def test_cpu_packed_bf16_gemm(m: int, k: int, n: int) -> None:
-    """The CPU platform's few-row bf16 kernel against fp32 math (where the CPU has it)."""
+def _needs_packed_kernel() -> None:
     from vllm import _custom_ops as ops
     from vllm.platforms.cpu import cpu_isa
+
+    if cpu_isa() != "avx512_bf16" or not ops.has_op(ops.CPU, "linear_bf16_packed"):
+        pytest.skip("needs _C_cpu on a CPU with avx512_bf16")
+
+
+# Row counts cover every register tile (16, 8, 4, 2, 1 rows) and their mixes (23 = 16+4+2+1),
+# and the row limits (K <= 1024: 256 rows; larger K: 64).
+@pytest.mark.parametrize("m,k,n", [(1, 64, 48), (5, 576, 960), (16, 128, 300), (64, 32, 17),
+                                   (23, 96, 40), (47, 1536, 33), (200, 64, 80), (256, 64, 16)])
+def test_cpu_packed_bf16_gemm(m: int, k: int, n: int) -> None:
+    """The CPU platform's few-row bf16 kernel against fp32 math (where the CPU has it)."""
     from vllm.platforms.cpu_gemm import cpu_gemm
 
-    if cpu_isa() != "avx512_bf16" or not ops.has_op(ops.CPU, "gemm_bf16_packed"):
-        pytest.skip("needs _C_cpu on a CPU with avx512_bf16")
+    _needs_packed_kernel()
     g = torch.Generator().manual_seed(m * 1000 + n)
     x = torch.randn(1, m, k, generator=g).bfloat16()  # leading dims are flattened
     w = torch.randn(n, k, generator=g).bfloat16()
@@ -67,6 +75,38 @@ def test_cpu_packed_bf16_gemm(m: int, k: int, n: int) -> None:
     torch.testing.assert_close(out.float(), ref, atol=0.05 * ref.abs().max().item(), rtol=0.02)
     assert hasattr(w, "_vllm_packed_bf16")  # packed once, kept on the weight
     torch.testing.assert_close(cpu_gemm(x, w, b), out)
+
+
+@pytest.mark.parametrize("m,k", [(65, 1536), (257, 64), (300, 2048)])
+def test_cpu_gemm_many_rows_use_torch(m: int, k: int) -> None:
+    """Past the row limit for its K the product goes to torch's linear, exactly."""
+    from vllm.platforms.cpu_gemm import cpu_gemm
+
+    _needs_packed_kernel()
+    g = torch.Generator().manual_seed(m)
+    x = torch.randn(m, k, generator=g).bfloat16()
+    w = torch.randn(24, k, generator=g).bfloat16()
+    torch.testing.assert_close(cpu_gemm(x, w), F.linear(x, w), atol=0, rtol=0)
+
+
+def test_linear_bf16_packed_op() -> None:
+    """The one-call linear: leading dims, strided rows, bias, and its fake (meta) impl."""
+    from vllm.platforms.cpu_gemm import pack_bf16_weight
+
+    _needs_packed_kernel()
+    g = torch.Generator().manual_seed(3)
+    base = torch.randn(2, 5, 80, generator=g).bfloat16()
+    x = base[..., :64]  # strided rows: the op makes its own contiguous copy
+    w = torch.randn(40, 64, generator=g).bfloat16()
+    b = torch.randn(40, generator=g).bfloat16()
+    op = torch.ops._C_cpu.linear_bf16_packed.default
+    out = op(x, pack_bf16_weight(w), 40, b)
+    ref = x.float() @ w.float().t() + b.float()
+    assert out.shape == (2, 5, 40) and out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=0.05 * ref.abs().max().item(), rtol=0.02)
+    torch.library.opcheck(op, (x.contiguous(), pack_bf16_weight(w), 40, b))
+    with pytest.raises(ValueError, match="bias must be"):
+        op(x, pack_bf16_weight(w), 40, b[:3])
 
 
 def test_env_override_routes_every_linear(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch.nn as nn
+from torch.nn.modules import module as _nn_module
 
 METHODS = ("cuda", "hip", "cpu", "xpu", "native")
 
@@ -79,7 +80,27 @@ def set_custom_ops(entries: list[str] | tuple[str, ...]) -> None:
     _ops_spec = OpsSpec.parse(entries)
 
 
-class CustomOp(nn.Module):
+def has_forward_hooks(module: nn.Module) -> bool:
+    """Whether a call must take ``nn.Module.__call__`` (a forward (pre-)hook is registered)."""
+    return bool(module._forward_hooks or module._forward_pre_hooks
+                or _nn_module._global_forward_hooks or _nn_module._global_forward_pre_hooks)
+
+
+class DirectCall(nn.Module):
+    """A module whose call goes straight to ``forward`` unless a forward hook is registered.
+
+    ``nn.Module.__call__`` costs ~0.7 us per call in its generic hook/tracing machinery, and an
+    eager decode step makes ~450 module calls (~0.3 ms, 1-2% of a 16-sequence step on 2 cores).
+    Forward hooks still work: with any registered, calls take the generic path.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if has_forward_hooks(self):
+            return nn.Module.__call__(self, *args, **kwargs)
+        return self.forward(*args, **kwargs)
+
+
+class CustomOp(DirectCall):
     """Base of every layer that has per-platform implementations."""
 
     name: ClassVar[str] = ""
@@ -94,6 +115,9 @@ class CustomOp(nn.Module):
             self._forward_method = impl.__get__(self)  # bind as a method
         else:
             self._forward_method = getattr(self, f"forward_{self.dispatch.method}")
+        # nn.Module.__call__ looks up ``self.forward``: the bound implementation as an instance
+        # attribute skips one Python frame per call (~450 op calls per decode step).
+        self.forward = self._forward_method  # type: ignore[method-assign]
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self._forward_method(*args, **kwargs)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from vllm import _custom_ops as ops
 from vllm.attention.backends._kernel import KernelAttentionBackend
+from vllm.attention.backends.abstract import AttentionMetadata
 
 
 class CpuAttentionBackend(KernelAttentionBackend):
@@ -24,3 +27,42 @@ class CpuAttentionBackend(KernelAttentionBackend):
     @staticmethod
     def supported_dtypes() -> tuple[torch.dtype, ...]:
         return (torch.float32, torch.bfloat16, torch.float16)
+
+    @staticmethod
+    @functools.cache
+    def _direct_kv_write() -> bool:
+        """Whether the KV write resolves to the ``_C_cpu`` kernel (not disabled by custom_ops);
+        fixed for the process, like the process-wide ``reshape_and_cache_op()`` it asks."""
+        from vllm.attention.paged_attention import reshape_and_cache_op
+
+        return reshape_and_cache_op().dispatch.method == "cpu"
+
+    @classmethod
+    def forward(
+        cls,
+        query: torch.Tensor,  # [T, Hq, D], rows may be strided
+        key: torch.Tensor,  # [T, Hk, D]
+        value: torch.Tensor,  # [T, Hk, D]
+        kv_cache: torch.Tensor,  # (2, num_blocks, block_size, Hk, D)
+        meta: AttentionMetadata,
+        scale: float,
+    ) -> torch.Tensor:  # [T, Hq, D]
+        """The base class's write + attend without its per-call slicing and copies: the CPU runs
+        no padded (graph) batches, and both kernels take strided query/key/value rows."""
+        if meta.num_actual_tokens != query.shape[0] or not cls._direct_kv_write():
+            return super().forward(query, key, value, kv_cache, meta, scale)
+        lib = torch.ops._C_cpu
+        key_cache, value_cache = kv_cache[0], kv_cache[1]
+        lib.reshape_and_cache(key, value, key_cache, value_cache, meta.slot_mapping)
+        out = torch.empty(query.shape, dtype=query.dtype, device=query.device)
+        lib.paged_attention(out, query, key_cache, value_cache, meta.block_tables, meta.seq_lens,
+                            meta.query_start_loc, meta.max_query_len, meta.max_seq_len, scale)
+        return out
+
+    @classmethod
+    def attend(cls, out: torch.Tensor, query: torch.Tensor, kv_cache: torch.Tensor,
+               meta: AttentionMetadata, scale: float) -> None:
+        ops.paged_attention(  # the kernel takes strided query rows: no contiguous copy
+            out, query, kv_cache[0], kv_cache[1], meta.block_tables, meta.seq_lens,
+            meta.query_start_loc, meta.max_query_len, meta.max_seq_len, scale, ns=cls.namespace,
+        )

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from vllm.distributed.parallel_state import get_tp_rank, get_tp_size, tp_all_gather, tp_all_reduce
+from vllm.model_executor.custom_op import DirectCall
 from vllm.model_executor.layers.utils import dispatch_unquantized_gemm
 
 
@@ -32,7 +33,7 @@ def copy_checked(param: torch.Tensor, loaded: torch.Tensor, name: str) -> None:
         param.copy_(loaded)
 
 
-class LinearBase(nn.Module):
+class LinearBase(DirectCall):
     """y = x @ W.T + b with W [out_per_rank, in_per_rank]."""
 
     def __init__(

@@ -120,6 +120,8 @@ class RotaryEmbedding(CustomOp):
     def forward_xpu(self, positions, query, key=None):  # type: ignore[no-untyped-def]
         import intel_extension_for_pytorch as ipex
 
+        query = query.contiguous()  # IPEX's row-stride support is unverified; copy strided views
+        key = key.contiguous() if key is not None else None
         ipex.llm.functional.rotary_embedding(
             query, key, self.cos_sin_cache.chunk(2, dim=-1)[1], self.cos_sin_cache.chunk(2, dim=-1)[0],
             self.rotary_dim, self.is_neox_style, positions,

@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from vllm.attention.layer import Attention
 from vllm.distributed.parallel_state import get_tp_size
+from vllm.model_executor.custom_op import DirectCall
 from vllm.model_executor.layers.activation import get_gated_act_fn
 from vllm.model_executor.layers.layernorm import RMSNorm
 from vllm.model_executor.layers.linear import MergedColumnParallelLinear, QKVParallelLinear, RowParallelLinear
@@ -28,7 +29,7 @@ from vllm.model_executor.models.utils import (
 )
 
 
-class LlamaMLP(nn.Module):
+class LlamaMLP(DirectCall):
     def __init__(
         self, hidden_size: int, intermediate_size: int, hidden_act: str, bias: bool,
         dtype: torch.dtype, prefix: str,
@@ -46,7 +47,7 @@ class LlamaMLP(nn.Module):
         return self.down_proj(self.act_fn(self.gate_up_proj(x)))  # [T, H]
 
 
-class LlamaAttention(nn.Module):
+class LlamaAttention(DirectCall):
     """qkv -> (optional per-head q/k RMSNorm) -> rope -> attention -> o_proj."""
 
     def __init__(
@@ -87,11 +88,13 @@ class LlamaAttention(nn.Module):
         q, k, v = self.qkv_proj.split_qkv(self.qkv_proj(hidden))  # [T, Hq*D], [T, Hk*D] x2
         if self.q_norm is not None and self.k_norm is not None:
             q, k = self._head_norm(q, self.q_norm), self._head_norm(k, self.k_norm)
-        q, k = self.rotary_emb(positions, q.contiguous(), k.contiguous())
-        return self.o_proj(self.attn(q, k, v.contiguous()))  # [T, H]
+        # q/k/v stay strided views of the fused output (rows of Hq*D, Hk*D, Hk*D inside a row of
+        # qkv): the kernels take a token stride, and rotary rotates q and k in place.
+        q, k = self.rotary_emb(positions, q, k)
+        return self.o_proj(self.attn(q, k, v))  # [T, H]
 
 
-class LlamaDecoderLayer(nn.Module):
+class LlamaDecoderLayer(DirectCall):
     def __init__(self, config: Any, dtype: torch.dtype, prefix: str, layer_idx: int = 0) -> None:
         super().__init__()
         self.self_attn = self.make_attention(config, dtype, f"{prefix}.self_attn")
