@@ -243,16 +243,26 @@ class _Core:
         return True
 
 
-def test_warm_up_runs_one_dummy_prompt_and_cleans_up() -> None:
-    core = _Core(budget=2048, max_len=300)
+def test_warm_up_runs_a_burst_of_dummy_prompts_and_cleans_up() -> None:
+    core = _Core(budget=2048, max_len=4096)
     warm_up(core)
-    (req,) = core.added
-    assert len(req.prompt_token_ids) == 296  # capped by max_model_len - 4 (and 512)
-    assert req.sampling_params.max_tokens == 4 and req.sampling_params.ignore_eos
-    assert core.steps == 3 and core.aborted == [req.request_id] and core.reset == 1
-    small = _Core(budget=64, max_len=4096)
+    assert len(core.added) == 16  # a full budget over 16 prompts of 128 tokens
+    assert {len(r.prompt_token_ids) for r in core.added} == {128}
+    assert len({tuple(r.prompt_token_ids) for r in core.added}) == 16  # no prefix-cache hits
+    for req in core.added:
+        assert req.sampling_params.max_tokens == 4 and req.sampling_params.ignore_eos
+    assert core.steps == 3 and core.reset == 1
+    assert core.aborted == [r.request_id for r in core.added]
+    short = _Core(budget=2048, max_len=100)  # each prompt is capped by max_model_len - 4
+    warm_up(short)
+    assert {len(r.prompt_token_ids) for r in short.added} == {96}
+    small = _Core(budget=64, max_len=4096)  # a small budget: fewer, still 16-token prompts
     warm_up(small)
-    assert len(small.added[0].prompt_token_ids) == 64
+    assert len(small.added) == 4 and len(small.added[0].prompt_token_ids) == 16
+    few = _Core(budget=2048, max_len=4096)
+    few.config = few.config.replace(scheduler={"max_num_seqs": 2})
+    warm_up(few)
+    assert len(few.added) == 2 and len(few.added[0].prompt_token_ids) == 1024
 
 
 def test_warm_up_skips_cores_without_config() -> None:
@@ -277,6 +287,17 @@ def test_warm_up_respects_vocab_and_refusals() -> None:
     warm_up(refusing)  # no exception, no steps
     assert refusing.steps == 0 and refusing.reset == 0
 
+    class RefusingLater(_Core):  # a small KV cache: warm up with the prompts that fit
+        def add_request(self, req: Any) -> None:
+            if len(self.added) == 3:
+                raise ValueError("no room")
+            super().add_request(req)
+
+    partial = RefusingLater(budget=512, max_len=4096)
+    warm_up(partial)
+    assert len(partial.added) == 3 and partial.steps == 3
+    assert partial.aborted == [r.request_id for r in partial.added]
+
 
 def test_start_overlaps_core_spawn_and_cleans_up_on_bad_model() -> None:
     """AsyncLLM.start spawns the core before resolving the model here; a model that cannot be
@@ -290,3 +311,83 @@ def test_start_overlaps_core_spawn_and_cleans_up_on_bad_model() -> None:
     with pytest.raises(ValueError, match="does not exist"):
         asyncio.run(AsyncLLM.start(config))
     assert not [p for p in multiprocessing.active_children() if p.name == "EngineCore"]
+
+
+# ---- API process priority ------------------------------------------------------------------
+def _lowered_priorities(conn: Any) -> None:
+    """Child process: one thread before, one after lower_api_priority(5); send back the nice
+    value of every thread and the child that existed before (which keeps its own)."""
+    import os
+    import threading
+
+    from vllm.entrypoints.openai.cli_serve import lower_api_priority
+
+    stop = threading.Event()
+    before = threading.Thread(target=stop.wait, daemon=True)
+    before.start()
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    changed = lower_api_priority(5)
+    after = threading.Thread(target=stop.wait, daemon=True)
+    after.start()
+    tids = [int(t) for t in os.listdir("/proc/self/task")]
+    conn.send((base, changed, [os.getpriority(os.PRIO_PROCESS, t) for t in tids],
+               lower_api_priority(0)))
+    stop.set()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "setpriority")
+                    or not __import__("os").path.isdir("/proc/self/task"),
+                    reason="needs per-thread priorities (Linux /proc)")
+def test_lower_api_priority_covers_every_thread() -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_lowered_priorities, args=(send,))
+    proc.start()
+    base, changed, nices, unchanged = recv.recv()
+    proc.join(30)
+    assert changed >= 2 and unchanged == 0
+    assert len(nices) >= 3 and all(n == min(19, base + 5) for n in nices)
+
+
+def test_completion_chunk_template_matches_the_models() -> None:
+    from vllm.entrypoints.openai.protocol import (
+        CompletionChoice,
+        CompletionLogProbs,
+        CompletionResponse,
+    )
+    from vllm.entrypoints.openai.serving_completion import _ChunkRenderer
+
+    renderer = _ChunkRenderer("cmpl-1", 'odd "model" \\ name')
+    cases = [
+        [CompletionChoice(index=0, text="")],
+        [CompletionChoice(index=1, text='he said "hi"\n\tü€ \u2028'),
+         CompletionChoice(index=3, text="x", finish_reason="stop", stop_reason=7)],
+        [CompletionChoice(index=0, text="end", finish_reason="stop", stop_reason="STOP")],
+        [CompletionChoice(index=0, text="a", logprobs=CompletionLogProbs(
+            text_offset=[0], token_logprobs=[-0.5], tokens=["a"], top_logprobs=[{"a": -0.5}]))],
+    ]
+    for choices in cases:
+        text = renderer.render(choices)
+        assert text.startswith("data: ") and text.endswith("\n\n")
+        got = json.loads(text[6:])
+        want = CompletionResponse(id="cmpl-1", model='odd "model" \\ name',
+                                  choices=choices).model_dump(exclude={"usage"})
+        assert isinstance(got.pop("created"), int)
+        want.pop("created")
+        assert got == want
+
+
+def test_completion_stream_ends_with_one_write(http) -> None:
+    """The last token chunk, the usage chunk and [DONE] leave in one body write."""
+    with http.stream("POST", "/v1/completions", json={
+            "model": MODEL, "prompt": "p", "max_tokens": 3, "stream": True,
+            "stream_options": {"include_usage": True}}) as resp:
+        pieces = [p for p in resp.iter_raw() if p]
+    text = b"".join(pieces).decode()
+    chunks = _sse_chunks(text)
+    assert [c["choices"][0]["text"] for c in chunks if c["choices"]] == ["", "", "abc"]
+    assert chunks[-1]["usage"]["completion_tokens"] == 3 and text.endswith("data: [DONE]\n\n")
+    last = pieces[-1].decode()
+    assert '"finish_reason":"length"' in last and '"usage"' in last and "[DONE]" in last

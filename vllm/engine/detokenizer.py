@@ -43,6 +43,7 @@ class IncrementalDetokenizer:
         self.tokens: list[int] = list(prompt_token_ids[-_CONTEXT_TOKENS:])
         self.prefix_offset = 0
         self.read_offset = len(self.tokens)
+        self._prefix_text: str | None = None  # decode of tokens[prefix_offset:read_offset]
 
     def step(self, new_token_ids: list[int]) -> str:
         """Text newly completed by these tokens (possibly empty while a character is partial;
@@ -53,12 +54,20 @@ class IncrementalDetokenizer:
         out: list[str] = []
         for tok in new_token_ids:
             self.tokens.append(tok)
-            prefix_text = self._decode(self.tokens[self.prefix_offset : self.read_offset])
+            # The offsets only move when text is emitted: while tokens decode to nothing
+            # (special tokens, partial characters) the prefix's text is reused, one decode
+            # per token instead of two.
+            prefix_text = self._prefix_text
+            if prefix_text is None:
+                prefix_text = self._decode(self.tokens[self.prefix_offset : self.read_offset])
             full_text = self._decode(self.tokens[self.prefix_offset :])
             if len(full_text) > len(prefix_text) and not full_text.endswith("\ufffd"):
                 out.append(full_text[len(prefix_text) :])
                 self.prefix_offset = self.read_offset
                 self.read_offset = len(self.tokens)
+                self._prefix_text = None
+            else:
+                self._prefix_text = prefix_text
         return "".join(out)
 
     def flush(self) -> str:
@@ -67,4 +76,5 @@ class IncrementalDetokenizer:
         prefix_text = self._decode(self.tokens[self.prefix_offset : self.read_offset])
         full_text = self._decode(self.tokens[self.prefix_offset :])
         self.prefix_offset = self.read_offset = len(self.tokens)
+        self._prefix_text = None
         return full_text[len(prefix_text) :] if len(full_text) > len(prefix_text) else ""

@@ -58,6 +58,32 @@ def _limit_api_threads() -> None:
         pass
 
 
+def lower_api_priority(increment: int) -> int:
+    """Raise the nice value of every thread of this (API) process by ``increment``; returns
+    the number of threads changed. Threads started later inherit it from their creator.
+
+    Called once the engine core runs (a child spawned earlier keeps the normal priority).
+    Where the API process shares cores with the core's compute threads, each of its bursts
+    (a step's chunks for every stream) otherwise preempts a compute thread, and the other
+    threads wait for it at the next barrier; at a lower priority that work fills the gaps
+    between the core's parallel regions instead."""
+    if increment <= 0 or not hasattr(os, "setpriority"):
+        return 0
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:  # no per-thread view: the calling thread only
+        tids = [0]
+    changed = 0
+    for tid in tids:
+        try:
+            now = os.getpriority(os.PRIO_PROCESS, tid)
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, now + increment))
+            changed += 1
+        except OSError:  # the thread ended meanwhile
+            pass
+    return changed
+
+
 def serving_defaults(config: Any) -> Any:
     """Defaults that differ between serving and offline use: a platform may name a smaller
     per-step token budget for serving (``serving_max_num_batched_tokens``), which trades a
@@ -80,11 +106,14 @@ def serving_defaults(config: Any) -> Any:
               help="require 'Authorization: Bearer KEY' on /v1/* (default: VLLM_API_KEY)")
 @click.option("--uvicorn-log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug", "trace"]))
+@click.option("--api-nice", default=0, show_default=True, type=click.IntRange(0, 19),
+              help="once the engine is up, raise the API process's nice value by this much, "
+                   "so that the engine's compute threads win cores they share with it")
 @click.option("--graceful-shutdown-s", default=30.0, show_default=True, type=float,
               help="on SIGTERM, seconds to let in-flight requests finish before aborting them")
 @engine_options(exclude={"model"})
 def serve(model: str, host: str, port: int, api_key: str | None, uvicorn_log_level: str,
-          graceful_shutdown_s: float, **engine_kwargs: Any) -> None:
+          api_nice: int, graceful_shutdown_s: float, **engine_kwargs: Any) -> None:
     """Serve MODEL (HF folder, hub id or .gguf; default: the embedded SmolLM2-135M-Instruct)
     over an OpenAI-compatible HTTP API."""
     import uvicorn
@@ -107,6 +136,7 @@ def serve(model: str, host: str, port: int, api_key: str | None, uvicorn_log_lev
         return await AsyncLLM.start(config, metrics)
 
     def on_ready() -> None:
+        lower_api_priority(api_nice)
         logger.info("vllm serve ready: http://%s:%d/v1 (model %r)", host, port, name)
 
     app = build_app(factory, name, aliases=aliases, api_key=key,

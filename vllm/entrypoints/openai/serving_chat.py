@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -143,9 +145,24 @@ async def create_chat_completion(ctx: ServerContext, request: Request, raw: byte
     return JSONResponse(response.model_dump())
 
 
+def _plain_choice(c: ChatStreamChoice) -> str:
+    """JSON of a streamed choice without role or logprobs, as ``model_dump(exclude_none=True)``
+    writes it, without building the dict (most chunks of every stream are these)."""
+    content = c.delta.content
+    delta = "{}" if content is None else '{"content":' + json.dumps(content) + "}"
+    finish = "" if c.finish_reason is None else ',"finish_reason":' + json.dumps(c.finish_reason)
+    return f'{{"index":{c.index},"delta":{delta}{finish}}}'
+
+
 async def _stream(ctx: ServerContext, req: ChatCompletionRequest, base_id: str,
                   stream: AsyncIterator[Any], state: _ChatState) -> AsyncIterator[str]:
+    head = ('data: {"id":' + json.dumps(base_id) + ',"object":"chat.completion.chunk",'
+            f'"created":{int(time.time())},"model":' + json.dumps(ctx.model_name) + ',"choices":[')
+
     def chunk(choices: list[ChatStreamChoice], usage: UsageInfo | None = None) -> str:
+        if usage is None and choices and all(c.logprobs is None and c.delta.role is None
+                                             for c in choices):
+            return head + ",".join(_plain_choice(c) for c in choices) + "]}\n\n"
         body = ChatCompletionChunk(id=base_id, model=ctx.model_name, choices=choices,
                                    usage=usage).model_dump(exclude_none=True)
         return sse(body)
