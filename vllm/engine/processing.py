@@ -31,6 +31,20 @@ def eos_token_ids(resolved: Any, tokenizer: Any) -> list[int]:
     return ids
 
 
+# generation_config.json keys that become defaults of requests leaving them unset (as vLLM's
+# `--generation-config auto`); `do_sample` and the rest are not sampling parameters here.
+SAMPLING_DEFAULT_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
+
+
+def sampling_defaults(resolved: Any) -> dict[str, float | int]:
+    """The model's default sampling parameters from its generation config ({} if none)."""
+    gen = getattr(resolved, "generation_config", None)
+    if not isinstance(gen, dict):
+        return {}
+    return {k: gen[k] for k in SAMPLING_DEFAULT_KEYS
+            if isinstance(gen.get(k), (int, float)) and not isinstance(gen.get(k), bool)}
+
+
 class InputProcessor:
     def __init__(self, vllm_config: VllmConfig, tokenizer: Any, resolved: Any) -> None:
         self.config = vllm_config

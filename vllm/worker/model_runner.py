@@ -163,9 +163,13 @@ class ModelRunner:
         from vllm.sampling_params import SamplingParams
 
         assert self.model is not None
+        # The random row draws from its own generator: the global one, which requests without a
+        # seed use, must start serving exactly as the configured seed left it.
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(0)
         rows = [SamplingRequestState(SamplingParams(temperature=0.0, max_tokens=1), [0], [], None),
                 SamplingRequestState(SamplingParams(temperature=1.0, top_p=0.9, top_k=8, max_tokens=1),
-                                     [0], [], None)]
+                                     [0], [], gen)]
         meta = build_sampling_metadata(rows[: hidden.shape[0]], self.vocab_size, self.device)
         with reuse_logits_buffer():
             result = self.sampler(self.model.compute_logits(hidden), meta)

@@ -150,8 +150,10 @@ def build_app(
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         metrics = ServerMetrics(model_name)
         engine = await engine_factory(metrics)
+        from vllm.engine.processing import sampling_defaults
+
         app.state.ctx = ServerContext(engine, model_name, set(aliases or ()), max_logprobs,
-                                      metrics)
+                                      metrics, sampling_defaults(getattr(engine, "resolved", None)))
         if on_ready is not None:
             on_ready()
         try:

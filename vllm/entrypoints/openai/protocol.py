@@ -67,16 +67,18 @@ class _SamplingFields(_Request):
 
     def sampling_params(
         self, max_tokens: int | None, logprobs: int | None, max_logprobs: int,
-        prompt_logprobs: int | None = None,
+        prompt_logprobs: int | None = None, defaults: dict[str, Any] | None = None,
     ) -> SamplingParams:
-        """Build SamplingParams; a bad value raises ValueError naming the field and limit."""
+        """Build SamplingParams; a bad value raises ValueError naming the field and limit.
+        ``defaults``: the model's sampling defaults, for the fields the request leaves unset."""
         stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
-        opt: dict[str, Any] = {
+        opt: dict[str, Any] = dict(defaults or {})
+        opt.update({
             k: getattr(self, k)
             for k in ("temperature", "top_p", "top_k", "min_p", "presence_penalty",
                       "frequency_penalty", "repetition_penalty")
             if getattr(self, k) is not None
-        }
+        })
         return SamplingParams(
             n=self.n, seed=self.seed, stop=stop, stop_token_ids=list(self.stop_token_ids or []),
             max_tokens=max_tokens, logprobs=logprobs, prompt_logprobs=prompt_logprobs,

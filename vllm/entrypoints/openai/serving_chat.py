@@ -103,7 +103,8 @@ def _sampling(ctx: ServerContext, req: ChatCompletionRequest) -> Any:
         else req.max_tokens
     logprobs = (req.top_logprobs or 0) if req.logprobs else None
     try:
-        return req.sampling_params(max_tokens, logprobs, ctx.max_logprobs)
+        return req.sampling_params(max_tokens, logprobs, ctx.max_logprobs,
+                                   defaults=ctx.sampling_defaults)
     except ValueError as exc:
         raise from_value_error(exc) from None
 

@@ -105,7 +105,8 @@ def _sampling(ctx: ServerContext, req: CompletionRequest) -> Any:
         raise APIError(400, f"best_of must equal n={req.n} (no beam/best-of selection), "
                        f"got {req.best_of}", param="best_of")
     try:
-        return req.sampling_params(req.max_tokens, req.logprobs, ctx.max_logprobs)
+        return req.sampling_params(req.max_tokens, req.logprobs, ctx.max_logprobs,
+                                   defaults=ctx.sampling_defaults)
     except ValueError as exc:
         raise from_value_error(exc) from None
 

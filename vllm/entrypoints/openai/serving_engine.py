@@ -42,6 +42,8 @@ class ServerContext:
     aliases: set[str] = field(default_factory=set)
     max_logprobs: int = 20
     metrics: Any = None
+    # The model's sampling defaults (generation config) for fields a request leaves unset.
+    sampling_defaults: dict[str, Any] = field(default_factory=dict)
 
     def check_model(self, model: str | None) -> None:
         if model and model != self.model_name and model not in self.aliases:

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from vllm.config import ModelConfig
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Sampling defaults of the embedded model (the SmolLM2 model card's recommended settings; the
+# GGUF file carries none): requests that leave them unset get these, as they would get a
+# checkpoint's generation_config.json values.
+DEFAULT_MODEL_SAMPLING = {"temperature": 0.2, "top_p": 0.9}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja",
                  "*.tiktoken"]
@@ -166,6 +170,8 @@ def resolve_model(model_config: ModelConfig) -> ResolvedModel:
         generation: dict[str, Any] = {k: getattr(hf_config, k) for k in
                                       ("bos_token_id", "eos_token_id", "pad_token_id")
                                       if getattr(hf_config, k, None) is not None}
+        if model_config.model == "":
+            generation.update(DEFAULT_MODEL_SAMPLING)
         checkpoint_dtype = torch.float32  # dequantized weights: full precision by default
     else:
         hf_config = hf_utils.get_hf_config(path, model_config.revision)
