@@ -159,7 +159,6 @@ class ModelRunner:
         first-use costs (lazy kernel loading, pinned host buffers) land before serving."""
         from vllm.model_executor.layers.logits_processor import reuse_logits_buffer
         from vllm.model_executor.layers.sampler import SamplingRequestState, build_sampling_metadata
-        from vllm.platforms import current_platform
         from vllm.sampling_params import SamplingParams
 
         assert self.model is not None
@@ -173,7 +172,7 @@ class ModelRunner:
         meta = build_sampling_metadata(rows[: hidden.shape[0]], self.vocab_size, self.device)
         with reuse_logits_buffer():
             result = self.sampler(self.model.compute_logits(hidden), meta)
-        current_platform.copy_to_host_async([result.sampled_token_ids])()
+        self._copy_result_to_host(result)()  # the read-back path of every step
 
     def capture_graphs(self) -> None:
         """Capture decode graphs per batch-size bucket, unless eager mode is asked for, the

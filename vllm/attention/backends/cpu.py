@@ -38,26 +38,14 @@ class CpuAttentionBackend(KernelAttentionBackend):
         return reshape_and_cache_op().dispatch.method == "cpu"
 
     @classmethod
-    def forward(
-        cls,
-        query: torch.Tensor,  # [T, Hq, D], rows may be strided
-        key: torch.Tensor,  # [T, Hk, D]
-        value: torch.Tensor,  # [T, Hk, D]
-        kv_cache: torch.Tensor,  # (2, num_blocks, block_size, Hk, D)
-        meta: AttentionMetadata,
-        scale: float,
-    ) -> torch.Tensor:  # [T, Hq, D]
-        """The base class's write + attend without its per-call slicing and copies: the CPU runs
-        no padded (graph) batches, and both kernels take strided query/key/value rows."""
-        if meta.num_actual_tokens != query.shape[0] or not cls._direct_kv_write():
-            return super().forward(query, key, value, kv_cache, meta, scale)
-        lib = torch.ops._C_cpu
-        key_cache, value_cache = kv_cache[0], kv_cache[1]
-        lib.reshape_and_cache(key, value, key_cache, value_cache, meta.slot_mapping)
-        out = torch.empty(query.shape, dtype=query.dtype, device=query.device)
-        lib.paged_attention(out, query, key_cache, value_cache, meta.block_tables, meta.seq_lens,
-                            meta.query_start_loc, meta.max_query_len, meta.max_seq_len, scale)
-        return out
+    def write_kv(cls, key: torch.Tensor, value: torch.Tensor, kv_cache: torch.Tensor,
+                 slot_mapping: torch.Tensor) -> None:
+        """Straight to the ``_C_cpu`` kernel (it takes strided key/value rows), skipping the
+        CustomOp call, unless custom_ops routed the KV write elsewhere."""
+        if not cls._direct_kv_write():
+            super().write_kv(key, value, kv_cache, slot_mapping)
+            return
+        torch.ops._C_cpu.reshape_and_cache(key, value, kv_cache[0], kv_cache[1], slot_mapping)
 
     @classmethod
     def attend(cls, out: torch.Tensor, query: torch.Tensor, kv_cache: torch.Tensor,
