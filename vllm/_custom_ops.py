@@ -18,6 +18,7 @@ through their ``forward_<platform>`` method and pass it as ``ns``. Schemas (shar
                   int max_query_len, int max_seq_len, float scale) -> ()
   fused_moe(Tensor! out, Tensor hidden, Tensor w13, Tensor w2, Tensor topk_weights,
             Tensor topk_ids) -> ()
+  gemv(Tensor! out, Tensor x, Tensor weight, Tensor? bias, int rows_per_warp) -> ()   [_C only]
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ MUTATING_OPS = (
     "reshape_and_cache",
     "paged_attention",
     "fused_moe",
+    "gemv",
 )
 
 
@@ -197,3 +199,14 @@ def fused_moe(
     w13: [E, 2I, H] (gate rows then up rows), w2: [E, H, I]; expert(x) = w2 @ (silu(g) * u).
     """
     _lib(ns).fused_moe(out, hidden, w13, w2, topk_weights, topk_ids)
+
+
+# ---- decode-sized GEMMs ------------------------------------------------------------------
+def gemv(out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+         ns: str, rows_per_warp: int = 0) -> None:
+    """out[M, N] = x[M, K] @ weight[N, K].T (+ bias[N]) for 1 <= M <= 4 rows, fp16/bf16.
+
+    One pass over the weights with no split-K reduction (see csrc/cuda/gemv.cuh). K must be a
+    multiple of 8 and x / weight 16-byte aligned with row strides divisible by 8.
+    ``rows_per_warp`` (1, 2, 4; 0 = the kernel's choice) is a tuning knob for benchmarks."""
+    _lib(ns).gemv(out, x, weight, bias, rows_per_warp)

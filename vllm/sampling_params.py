@@ -103,9 +103,16 @@ class SamplingParams:
         return self.temperature < _SAMPLING_EPS
 
     def clone(self) -> SamplingParams:
-        from copy import deepcopy
+        """An independent copy: the fields are immutable values except the stop lists and the
+        bias dict, which are copied (a deepcopy is ~30x slower, ~0.1 ms per request)."""
+        from copy import copy
 
-        return deepcopy(self)
+        out = copy(self)
+        out.stop = list(self.stop)
+        out.stop_token_ids = list(self.stop_token_ids)
+        if self.logit_bias is not None:
+            out.logit_bias = dict(self.logit_bias)
+        return out
 
 
 def _check(ok: bool, field_name: str, message: str) -> None:

@@ -2,7 +2,8 @@
 # One GPU-machine call: build vllm._C, run the suites on the cuda backend, then
 # `vllm bench throughput` against Hugging Face transformers on the same random checkpoint.
 # Usage (repo root, $OUT set): SHAPES="qwen2.5-0.5b" bash benchmarks/scripts/device_e2e.sh
-# Optional: TESTS=..., OPS=1 (vllm bench ops), PROFILE=<shape> (decode-step torch.profiler),
+# Optional: TESTS=..., OPS=1 (vllm bench ops), GEMV=1 (gemv_bench.py), RUNS=n (throughput runs),
+# TIMELINE=1 (step_timeline.py), PROFILE=<shape> (decode-step torch.profiler),
 # SKIP_HF=1, SKIP_BUILD=1, BENCH_ARGS=...
 set -o pipefail
 export PYTHONUNBUFFERED=1
@@ -25,6 +26,10 @@ if [[ ${OPS:-0} == 1 ]]; then
   timeout 120 python3 -m vllm.entrypoints.cli bench ops --dtype bf16 --json $OUT/ops.json > $OUT/ops.log 2>&1
   echo "ops rc=$?"; grep -iE "paged|rms|silu|cache" $OUT/ops.log | head -20
 fi
+if [[ ${GEMV:-0} == 1 ]]; then  # decode-sized GEMMs: cuBLAS vs _C::gemv
+  timeout 150 python3 benchmarks/scripts/gemv_bench.py > $OUT/gemv_bench.log 2>&1
+  echo "gemv_bench rc=$?"; cat $OUT/gemv_bench.log
+fi
 if [[ -n ${TESTS:-} ]]; then
   timeout ${TEST_TIMEOUT:-300} python3 -m pytest -q -p no:cacheprovider ${PYTEST_X:--x} --timeout 120 -m "not slow" $TESTS \
     > $OUT/tests.log 2>&1
@@ -37,6 +42,15 @@ for shape in ${SHAPES:-}; do
   timeout 240 python3 -m vllm.entrypoints.cli bench throughput --model $ck --num-prompts 256 --input-len 128 \
     --output-len 128 ${BENCH_ARGS:-} --output-json $OUT/vllm_$shape.json > $OUT/vllm_$shape.log 2>&1
   echo "vllm $shape rc=$?"; grep -E "throughput:|start-up" $OUT/vllm_$shape.log
+  for run in $(seq 2 ${RUNS:-1}); do  # more runs of the same bench, same checkpoint
+    timeout 120 python3 -m vllm.entrypoints.cli bench throughput --model $ck --num-prompts 256 --input-len 128 \
+      --output-len 128 ${BENCH_ARGS:-} --output-json $OUT/vllm_${shape}_run$run.json > /dev/null 2>&1
+    echo "vllm $shape run $run rc=$?: $(grep -o '"output_tok_per_s": [0-9.]*' $OUT/vllm_${shape}_run$run.json)"
+  done
+  if [[ ${TIMELINE:-0} == 1 ]]; then
+    timeout 150 python3 benchmarks/scripts/step_timeline.py --model $ck > $OUT/timeline_$shape.log 2>&1
+    echo "timeline rc=$?"; grep -v INFO $OUT/timeline_$shape.log | tail -16
+  fi
   if [[ $shape == llama-3.1-8b ]]; then
     timeout 120 python3 -m vllm.entrypoints.cli bench latency --model $ck --batch-size 1 --input-len 128 \
       --output-len 128 --output-json $OUT/latency_$shape.json > $OUT/latency_$shape.log 2>&1

@@ -14,7 +14,9 @@ python3 -c "import sys; print('host python', sys.version.split()[0], 'prefix', s
 export PIP_NO_INDEX=1 PIP_FIND_LINKS=$W MAX_JOBS=16 VLLM_CUDA_ARCHS=90 TORCH_CUDA_ARCH_LIST=9.0
 start=$(date +%s)
 PYTHONPATH=/tmp/toxsite python3 -m tox --version
-PYTHONPATH=/tmp/toxsite:$SITE timeout ${TOX_TIMEOUT:-540} python3 -m tox -e cuda "$@" > $OUT/tox_cuda.log 2>&1
+# SIGINT first: pytest then reports where it was (a hung test or teardown) before it stops.
+PYTHONPATH=/tmp/toxsite:$SITE timeout -s INT -k 20 ${TOX_TIMEOUT:-540} python3 -m tox -e cuda "$@" \
+  > $OUT/tox_cuda.log 2>&1
 rc=$?
 echo "tox -e cuda rc=$rc in $(( $(date +%s) - start )) s"
 grep -E "passed|failed|error" $OUT/tox_cuda.log | tail -5

@@ -21,6 +21,8 @@ void paged_attention(at::Tensor& out, const at::Tensor& query, const at::Tensor&
                      const at::Tensor& value_cache, const at::Tensor& block_tables,
                      const at::Tensor& seq_lens, const at::Tensor& query_start_loc,
                      int64_t max_query_len, int64_t max_seq_len, double scale);
+void gemv(at::Tensor& out, const at::Tensor& x, const at::Tensor& weight,
+          const std::optional<at::Tensor>& bias, int64_t rows_per_warp);
 void fused_moe(at::Tensor& out, const at::Tensor& hidden, const at::Tensor& w13, const at::Tensor& w2,
                const at::Tensor& topk_weights, const at::Tensor& topk_ids);
 

@@ -20,6 +20,7 @@ TORCH_LIBRARY(_C, m) {
       "paged_attention(Tensor! out, Tensor query, Tensor key_cache, Tensor value_cache, "
       "Tensor block_tables, Tensor seq_lens, Tensor query_start_loc, int max_query_len, "
       "int max_seq_len, float scale) -> ()");
+  m.def("gemv(Tensor! out, Tensor x, Tensor weight, Tensor? bias, int rows_per_warp) -> ()");
   m.def(
       "fused_moe(Tensor! out, Tensor hidden, Tensor w13, Tensor w2, Tensor topk_weights, "
       "Tensor topk_ids) -> ()");
@@ -34,6 +35,7 @@ TORCH_LIBRARY_IMPL(_C, CUDA, m) {
   m.impl("rotary_embedding", &vllm::rotary_embedding);
   m.impl("reshape_and_cache", &vllm::reshape_and_cache);
   m.impl("paged_attention", &vllm::paged_attention);
+  m.impl("gemv", &vllm::gemv);
   m.impl("fused_moe", &vllm::fused_moe);
 }
 

@@ -195,7 +195,10 @@ def test_serving_budget_default(monkeypatch: pytest.MonkeyPatch) -> None:
     class _P:
         serving_max_num_batched_tokens = 2048
 
-    monkeypatch.setattr(platforms, "current_platform", _P())
+    # Patch the cache behind `current_platform`, never a `current_platform` attribute: undoing
+    # that would leave the real platform bound as a module attribute, which every later
+    # `from vllm.platforms import current_platform` would then read instead of the cache.
+    monkeypatch.setattr(platforms, "_current", _P())
     cfg = VllmConfig()
     assert serving_defaults(cfg).scheduler.max_num_batched_tokens == 2048
     explicit = cfg.replace(scheduler={"max_num_batched_tokens": 300})
@@ -205,7 +208,7 @@ def test_serving_budget_default(monkeypatch: pytest.MonkeyPatch) -> None:
     from vllm.platforms.interface import UnspecifiedPlatform
 
     # a platform that names no serving budget (the interface default, None)
-    monkeypatch.setattr(platforms, "current_platform", UnspecifiedPlatform())
+    monkeypatch.setattr(platforms, "_current", UnspecifiedPlatform())
     assert serving_defaults(cfg).scheduler.max_num_batched_tokens is None
 
 

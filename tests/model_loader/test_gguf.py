@@ -17,6 +17,7 @@ from vllm.model_executor.model_loader import iter_weights, resolve_model
 from vllm.model_executor.model_loader.gguf_dequant import dequantize
 from vllm.model_executor.model_loader.gguf_loader import gguf_config, hf_name, unpermute_qk
 from vllm.model_executor.model_loader.gguf_reader import read_gguf
+from vllm.platforms import current_platform
 from vllm.testing.gguf_writer import permute_qk, write_gguf
 from vllm.transformers_utils.tokenizer import get_tokenizer
 
@@ -97,9 +98,11 @@ def test_tiny_roundtrip(arch: str, qtype: str, make_tiny, tmp_path) -> None:
     state = load_file(os.path.join(folder, "model.safetensors"))
     ours = dict(iter_weights(resolved))
     assert set(ours) == set(state)
+    run_dtype = resolved.dtype  # the platform's choice for an fp32 checkpoint (fp16 on CUDA)
     for name, ref in state.items():
+        assert ours[name].dtype == run_dtype, name
         if qtype == "F32" or ref.dim() == 1:
-            assert torch.equal(ours[name], ref), name
+            assert torch.equal(ours[name], ref.to(run_dtype)), name
         else:  # quantized: equal to what the format can hold
             raw = gq.quantize(ref.numpy(), Q[qtype])
             expected = torch.from_numpy(gq.dequantize(raw, Q[qtype]))
@@ -108,7 +111,7 @@ def test_tiny_roundtrip(arch: str, qtype: str, make_tiny, tmp_path) -> None:
                 expected = torch.from_numpy(gq.dequantize(
                     gq.quantize(permute_qk(ref.numpy(), heads), Q[qtype]), Q[qtype]))
                 expected = unpermute_qk(expected, heads)
-            assert torch.equal(ours[name], expected), name
+            assert torch.equal(ours[name], expected.to(run_dtype)), name
     tok, ref_tok = get_tokenizer(resolved), AutoTokenizer.from_pretrained(folder)
     for text in TEXTS:
         assert tok(text).input_ids == ref_tok(text).input_ids, text
@@ -122,7 +125,8 @@ def test_smollm2_resolves_fast(smollm2_gguf: str) -> None:
     resolved = resolve_model(ModelConfig())
     cfg = resolved.hf_config
     assert resolved.path == resolved.gguf_file == resolved.tokenizer_path == smollm2_gguf
-    assert resolved.architecture == "LlamaForCausalLM" and resolved.dtype == torch.float32
+    assert resolved.architecture == "LlamaForCausalLM"
+    assert resolved.dtype == current_platform.default_dtype(torch.float32)
     assert (resolved.max_model_len, resolved.vocab_size) == (8192, 49152)
     assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads,
             cfg.num_key_value_heads, cfg.intermediate_size, cfg.head_dim) == (576, 30, 9, 3, 1536, 64)

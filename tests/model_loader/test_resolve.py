@@ -11,13 +11,14 @@ import torch
 
 from vllm.config import ModelConfig
 from vllm.model_executor.model_loader import default_model_path, resolve, resolve_model
+from vllm.platforms import current_platform
 
 
 def test_resolve_hf_folder(tiny_llama_dir: str) -> None:
     r = resolve_model(ModelConfig(model=tiny_llama_dir))
     assert r.path == r.tokenizer_path == tiny_llama_dir and r.gguf_file is None
     assert r.architecture == "LlamaForCausalLM" and r.hf_config.model_type == "llama"
-    assert r.dtype == torch.float32  # checkpoint is fp32
+    assert r.dtype == current_platform.default_dtype(torch.float32)  # checkpoint is fp32
     assert r.max_model_len == 1024 == r.hf_config.max_position_embeddings
     assert r.vocab_size == 640
     assert r.generation_config["eos_token_id"] == [2, 0]

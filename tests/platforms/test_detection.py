@@ -157,6 +157,14 @@ def test_current_platform_is_cached_until_reset(monkeypatch: pytest.MonkeyPatch)
     assert platforms.current_platform.name == "xpu"
 
 
+def test_current_platform_is_never_a_bound_attribute() -> None:
+    """`current_platform` is served by the module's __getattr__ from the cache. A bound module
+    attribute (left behind by a test that monkeypatched it) would shadow the cache for the rest
+    of the run, and every override (VLLM_PLATFORM, a fake platform) would silently stop working
+    (it did, on the GPU host, where the real platform differs from the one tests expect)."""
+    assert "current_platform" not in vars(platforms)
+
+
 def test_unknown_module_attribute() -> None:
     with pytest.raises(AttributeError):
         platforms.no_such_thing  # noqa: B018

@@ -39,6 +39,36 @@ def test_greedy_is_argmax() -> None:
     assert out.logprobs is None
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_plain_greedy_takes_model_dtype_logits(dtype: torch.dtype) -> None:
+    """Plain greedy rows are argmaxed in the lm_head's dtype, padded vocab columns dropped;
+    the result equals the argmax of the fp32 copy (bf16/fp16 -> fp32 is exact)."""
+    logits = torch.cat([_logits(64, vocab=5000), torch.full((64, 8), 1e4)], dim=1).to(dtype)
+    meta = build_sampling_metadata([_state(temperature=0.0) for _ in range(64)], 5000, CPU)
+    assert meta.plain_greedy
+    out = Sampler()(logits, meta).sampled_token_ids
+    assert out.dtype == torch.int64
+    assert torch.equal(out, logits[:, :5000].float().argmax(-1))
+    # Anything beyond an argmax (here logprobs) is not plain: fp32 processing as before.
+    assert not build_sampling_metadata([_state(temperature=0.0, logprobs=1)], 5000, CPU).plain_greedy
+
+
+def test_logits_keep_model_dtype_only_when_asked() -> None:
+    from vllm.model_executor.layers.logits_processor import LogitsProcessor, reuse_logits_buffer
+    from vllm.model_executor.layers.vocab_embedding import ParallelLMHead
+
+    head = ParallelLMHead(40, 16, dtype=torch.bfloat16)
+    head.weight.data.normal_()
+    h = torch.randn(3, 16, dtype=torch.bfloat16)
+    plain, capped = LogitsProcessor(40), LogitsProcessor(40, soft_cap=30.0)
+    assert plain(head, h).dtype == torch.float32
+    with reuse_logits_buffer(keep_dtype=True):
+        kept = plain(head, h)
+        assert kept.dtype == torch.bfloat16 and kept.shape == (3, 40)
+        assert capped(head, h).dtype == torch.float32  # a soft cap is applied in fp32
+    torch.testing.assert_close(kept.float(), plain(head, h))
+
+
 def test_mixed_greedy_and_random_rows() -> None:
     logits = _logits(4)
     states = [_state(temperature=0.0), _state(seed=1), _state(temperature=0.0), _state(seed=2)]
@@ -205,3 +235,16 @@ def test_errors() -> None:
         _run(_logits(2), [_state()])
     with pytest.raises(ValueError, match="logit_bias"):
         build_sampling_metadata([_state(logit_bias={V + 5: 1.0})], V, CPU)
+
+
+def test_params_clone_is_independent() -> None:
+    """clone() copies the mutable fields (the engine clones each request's params)."""
+    p = SamplingParams(temperature=0.5, stop=["x"], stop_token_ids=[3], logit_bias={1: 2.0}, seed=7)
+    q = p.clone()
+    assert q == p and q is not p
+    q.stop.append("y")
+    q.stop_token_ids.append(4)
+    assert q.logit_bias is not None
+    q.logit_bias[5] = 1.0
+    assert p.stop == ["x"] and p.stop_token_ids == [3] and p.logit_bias == {1: 2.0}
+    assert SamplingParams().clone().logit_bias is None

@@ -51,6 +51,16 @@ class CudaPlatform(Platform):
     def copy_to_host_async(self, tensors: list[torch.Tensor]) -> Callable[[], list[torch.Tensor]]:
         return copy_after_event(tensors, torch.cuda.Event())
 
+    def unquantized_gemm(self) -> Callable[..., torch.Tensor] | None:
+        """Products of up to 4 rows through `_C::gemv` (see platforms/cuda_gemm.py)."""
+        from vllm import _custom_ops as ops
+
+        if not ops.has_op(ops.CUDA, "gemv"):
+            return None
+        from vllm.platforms.cuda_gemm import cuda_gemm
+
+        return cuda_gemm
+
     def graph_pool(self) -> Any:
         # One pool per set of graphs (per model runner): a pool whose graphs were all freed
         # must not be captured into again.

@@ -169,10 +169,11 @@ class ModelRunner:
         rows = [SamplingRequestState(SamplingParams(temperature=0.0, max_tokens=1), [0], [], None),
                 SamplingRequestState(SamplingParams(temperature=1.0, top_p=0.9, top_k=8, max_tokens=1),
                                      [0], [], gen)]
-        meta = build_sampling_metadata(rows[: hidden.shape[0]], self.vocab_size, self.device)
-        with reuse_logits_buffer():
-            result = self.sampler(self.model.compute_logits(hidden), meta)
-        self._copy_result_to_host(result)()  # the read-back path of every step
+        for n in (1, 2):  # plain greedy (argmax in the model's dtype), then greedy + random
+            meta = build_sampling_metadata(rows[:n], self.vocab_size, self.device)
+            with reuse_logits_buffer(keep_dtype=meta.plain_greedy):
+                result = self.sampler(self.model.compute_logits(hidden[-n:]), meta)
+            self._copy_result_to_host(result)()  # the read-back path of every step
 
     def capture_graphs(self) -> None:
         """Capture decode graphs per batch-size bucket, unless eager mode is asked for, the
@@ -374,8 +375,9 @@ class ModelRunner:
                 )
             sampling.append(st.sampling_state)
         meta = build_sampling_metadata(sampling, self.vocab_size, self.device)
-        with reuse_logits_buffer():  # the [N, V] logits are consumed before the next step
-            result = self.sampler(self.model.compute_logits(h), meta)  # logits [N, V] fp32
+        # The [N, V] logits are consumed before the next step; fp32 unless only argmaxed.
+        with reuse_logits_buffer(keep_dtype=meta.plain_greedy):
+            result = self.sampler(self.model.compute_logits(h), meta)  # logits [N, V]
         return idx, result
 
     @staticmethod

@@ -4,6 +4,7 @@
 #include "cuda/activation.cuh"
 #include "cuda/attention_launch.cuh"
 #include "cuda/cache.cuh"
+#include "cuda/gemv.cuh"
 #include "cuda/layernorm.cuh"
 #include "cuda/rotary.cuh"
 #include "rocm/rms_norm_wave64.cuh"
@@ -27,8 +28,17 @@ void instantiate_all() {
   (void)launch_paged_attention<T>(p, 128, 4, 1, nullptr);
 }
 
+template <typename T>
+void instantiate_gemv() {  // 16-bit types only
+  auto* a = &gemv_kernel<T, 1, 1, 8>;
+  auto* b = &gemv_kernel<T, 4, 2, 4>;
+  (void)a; (void)b;
+}
+
 template void instantiate_all<float>();
 template void instantiate_all<__half>();
 template void instantiate_all<vllm_bf16_t>();
+template void instantiate_gemv<__half>();
+template void instantiate_gemv<vllm_bf16_t>();
 
 }  // namespace vllm

@@ -69,6 +69,9 @@ class SamplingMetadata:
     top_k_rows_all: bool = False
     top_k_rows_max: int = 0  # largest k among the rows with top-k
     top_k_split: tuple[tuple[list[int], torch.Tensor], tuple[list[int], torch.Tensor]] | None = None
+    # Every row is greedy with nothing to apply (no bias, penalties, min_tokens mask or
+    # logprobs): the argmax of the raw logits, in the model's dtype, is the whole sampler.
+    plain_greedy: bool = False
 
 
 def to_device_async(t: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -129,7 +132,7 @@ def _all_greedy(num_rows: int, vocab_size: int) -> SamplingMetadata:
         temperature=None, greedy_mask=None, top_k=None, top_k_max=None, top_p=None, min_p=None,
         presence_penalty=None, frequency_penalty=None, repetition_penalty=None,
         prompt_token_ids=None, output_token_ids=None, logit_bias=None, min_tokens_mask=None,
-        max_num_logprobs=None,
+        max_num_logprobs=None, plain_greedy=True,
     )
 
 
