@@ -85,7 +85,7 @@ def test_platform_routes_few_rows_to_gemv() -> None:
     assert CudaPlatform().unquantized_gemm() is cuda_gemm
     w = torch.randn(256, 128, dtype=torch.bfloat16, device="cuda") / 12
     b = torch.randn(256, dtype=torch.bfloat16, device="cuda")
-    for rows in (1, 4, 5, 64):
+    for rows in (1, 2, 3, 64):
         x = torch.randn(rows, 128, dtype=torch.bfloat16, device="cuda")
         torch.testing.assert_close(cuda_gemm(x, w, b).float(), F.linear(x, w, b).float(),
                                    atol=3e-2, rtol=2e-2)

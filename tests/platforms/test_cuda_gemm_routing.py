@@ -25,7 +25,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
     return seen
 
 
-@pytest.mark.parametrize("rows,routed", [(1, True), (4, True), (5, False), (256, False)])
+@pytest.mark.parametrize("rows,routed", [(1, True), (2, True), (3, False), (256, False)])
 def test_rows_limit(calls: list, rows: int, routed: bool) -> None:
     x = torch.randn(rows, 64, dtype=torch.bfloat16)
     w = torch.randn(32, 64, dtype=torch.bfloat16)
@@ -34,10 +34,10 @@ def test_rows_limit(calls: list, rows: int, routed: bool) -> None:
 
 
 def test_leading_dims_flatten(calls: list) -> None:
-    x = torch.randn(2, 2, 64, dtype=torch.float16)
+    x = torch.randn(2, 1, 64, dtype=torch.float16)
     w = torch.randn(16, 64, dtype=torch.float16)
-    assert cg.cuda_gemm(x, w).shape == (2, 2, 16)
-    assert calls == [(4, 64)]
+    assert cg.cuda_gemm(x, w).shape == (2, 1, 16)
+    assert calls == [(2, 64)]
 
 
 @pytest.mark.parametrize("case", ["fp32", "k_not_multiple_of_8", "mixed_dtype", "weight_transposed",

@@ -1,9 +1,11 @@
-"""The CUDA platform's unquantized GEMM: products of 1 to 4 rows (decode batches of up to four
+"""The CUDA platform's unquantized GEMM: products of 1 or 2 rows (decode batches of one or two
 sequences) through `_C::gemv`, everything else through torch (cuBLAS).
 
-Why: at batch 1, cuBLAS runs Llama-3.1-8B's o_proj and down_proj as split-K kernels at about
-half the memory bandwidth, each followed by a reduce kernel; a decode step is a pass over the
-weights, so that is time on every token (see benchmarks/gpu_throughput.md, session 4).
+Why: at batch 1, cuBLAS streams Llama-3.1-8B's weights at 2.0-2.9 TB/s (o_proj and down_proj
+as split-K kernels, each followed by a reduce kernel) where `_C::gemv` reaches 2.5-3.1 TB/s; a
+decode step is a pass over the weights, so that is time on every token. At 4 rows the kernel loses to
+cuBLAS on most shapes (benchmarks/gpu_session4/gemv_bench.log), hence the limit of 2 here while
+the kernel itself takes up to 4.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-MAX_ROWS = 4  # the kernel's limit (csrc/cuda/gemv.cuh, kGemvMaxRows)
+MAX_ROWS = 2  # measured; the kernel takes up to 4 (csrc/cuda/gemv.cuh, kGemvMaxRows)
 DEVICE_TYPE = "cuda"  # host tensors (a CPU-side layer on a GPU host) go to torch
 _DTYPES = (torch.bfloat16, torch.float16)
 
