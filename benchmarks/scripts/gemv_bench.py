@@ -46,6 +46,22 @@ def time_graph(fn, reps: int = 10) -> float:  # type: ignore[no-untyped-def]
     return start.elapsed_time(end) * 1e3 / (reps * CALLS)
 
 
+def time_row(ws: list[torch.Tensor], m: int) -> list[float]:
+    """[cuBLAS, gemv rows_per_warp 0, 1, 2, 4] microseconds per call for an [m, K] input."""
+    n, k = ws[0].shape
+    x = torch.randn(m, k, dtype=ws[0].dtype, device="cuda")
+    out = torch.empty(m, n, dtype=ws[0].dtype, device="cuda")
+    ref = F.linear(x, ws[0])
+    cells = [time_graph(lambda i: torch.mm(x, ws[i % len(ws)].T, out=out))]
+    for r in (0, 1, 2, 4):
+        ops.gemv(out, x, ws[0], None, ns=ops.CUDA, rows_per_warp=r)
+        err = (out.float() - ref.float()).abs().max().item()
+        assert err < 0.05, f"[{n}, {k}] M={m} rows={r}: max error {err}"
+        cells.append(time_graph(
+            lambda i, r=r: ops.gemv(out, x, ws[i % len(ws)], None, ns=ops.CUDA, rows_per_warp=r)))
+    return cells
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, nargs="+", default=[1, 2, 4])
@@ -53,28 +69,17 @@ def main() -> None:
     args = ap.parse_args()
     if not ops.has_op(ops.CUDA, "gemv"):  # also loads vllm._C
         raise SystemExit("vllm._C with gemv is not built")
-    dt = torch.bfloat16
     print(f"{torch.cuda.get_device_name()}, bf16; us per call (GB/s of weights)")
-    print(f"{'shape':14} {'M':>2} {'cuBLAS':>16} " + " ".join(f"{'gemv r' + str(r):>16}" for r in (0, 1, 2, 4)))
+    header = " ".join(f"{'gemv r' + str(r):>16}" for r in (0, 1, 2, 4))
+    print(f"{'shape':14} {'M':>2} {'cuBLAS':>16} {header}")
     for name in args.shapes:
         n, k = SHAPES[name]
         nbytes = n * k * 2
         copies = max(1, min(CALLS, -(-400_000_000 // nbytes)))
-        ws = [torch.randn(n, k, dtype=dt, device="cuda") / k**0.5 for _ in range(copies)]
+        ws = [torch.randn(n, k, dtype=torch.bfloat16, device="cuda") / k**0.5 for _ in range(copies)]
         for m in args.rows:
-            x = torch.randn(m, k, dtype=dt, device="cuda")
-            out = torch.empty(m, n, dtype=dt, device="cuda")
-            ref = F.linear(x, ws[0])
-            cells = [time_graph(lambda i: torch.mm(x, ws[i % copies].T, out=out))]
-            for r in (0, 1, 2, 4):
-                ops.gemv(out, x, ws[0], None, ns=ops.CUDA, rows_per_warp=r)
-                err = (out.float() - ref.float()).abs().max().item()
-                assert err < 0.05, f"{name} M={m} rows={r}: max error {err}"
-                cells.append(time_graph(
-                    lambda i, r=r: ops.gemv(out, x, ws[i % copies], None, ns=ops.CUDA, rows_per_warp=r)))
-            txt = " ".join(f"{us:8.1f} ({nbytes / us / 1e3:5.0f})" for us in cells)
+            txt = " ".join(f"{us:8.1f} ({nbytes / us / 1e3:5.0f})" for us in time_row(ws, m))
             print(f"{name:14} {m:>2} {txt}", flush=True)
-        del ws
 
 
 if __name__ == "__main__":

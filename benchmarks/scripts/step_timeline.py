@@ -52,9 +52,11 @@ def run_once(llm: LLM, prompts: list, params: SamplingParams,
         groups.setdefault(kind, []).append(t - prev)
         prev = t
     for kind, ts in sorted(groups.items()):
-        print(f"  {kind:14} {len(ts):4} steps  {sum(ts) * 1e3:8.1f} ms  (median {sorted(ts)[len(ts) // 2] * 1e3:6.2f} ms)")
+        median = sorted(ts)[len(ts) // 2]
+        print(f"  {kind:14} {len(ts):4} steps  {sum(ts) * 1e3:8.1f} ms  (median {median * 1e3:6.2f} ms)")
+    begins = [start] + [x[0] for x in steps[:7]]
     print("  first 8 steps (ms, tokens, requests):",
-          [(round((t - s) * 1e3, 1), k, r) for (t, k, r), s in zip(steps[:8], [start] + [x[0] for x in steps[:7]])])
+          [(round((t - s) * 1e3, 1), k, r) for (t, k, r), s in zip(steps[:8], begins, strict=False)])
     print(f"  after the last step: {(start + elapsed - steps[-1][0]) * 1e3:.1f} ms")
     if prof is not None:
         print(f"host profile of the first {profile_steps} steps (cProfile, cumulative):")

@@ -52,7 +52,7 @@ class CudaPlatform(Platform):
         return copy_after_event(tensors, torch.cuda.Event())
 
     def unquantized_gemm(self) -> Callable[..., torch.Tensor] | None:
-        """Products of up to 4 rows through `_C::gemv` (see platforms/cuda_gemm.py)."""
+        """Products of 1-2 rows through `_C::gemv` (see platforms/cuda_gemm.py)."""
         from vllm import _custom_ops as ops
 
         if not ops.has_op(ops.CUDA, "gemv"):

@@ -3,9 +3,9 @@ sequences) through `_C::gemv`, everything else through torch (cuBLAS).
 
 Why: at batch 1, cuBLAS streams Llama-3.1-8B's weights at 2.0-2.9 TB/s (o_proj and down_proj
 as split-K kernels, each followed by a reduce kernel) where `_C::gemv` reaches 2.5-3.1 TB/s; a
-decode step is a pass over the weights, so that is time on every token. At 4 rows the kernel loses to
-cuBLAS on most shapes (benchmarks/gpu_session4/gemv_bench.log), hence the limit of 2 here while
-the kernel itself takes up to 4.
+decode step is a pass over the weights, so that is time on every token. At 4 rows the kernel
+loses to cuBLAS on most shapes (benchmarks/gpu_session4/gemv_bench.log), hence the limit of 2
+here while the kernel itself takes up to 4.
 """
 
 from __future__ import annotations

@@ -169,7 +169,8 @@ class ModelRunner:
         rows = [SamplingRequestState(SamplingParams(temperature=0.0, max_tokens=1), [0], [], None),
                 SamplingRequestState(SamplingParams(temperature=1.0, top_p=0.9, top_k=8, max_tokens=1),
                                      [0], [], gen)]
-        for n in (1, 2):  # plain greedy (argmax in the model's dtype), then greedy + random
+        # plain greedy (argmax in the model's dtype), then greedy + random
+        for n in range(1, min(2, hidden.shape[0]) + 1):
             meta = build_sampling_metadata(rows[:n], self.vocab_size, self.device)
             with reuse_logits_buffer(keep_dtype=meta.plain_greedy):
                 result = self.sampler(self.model.compute_logits(hidden[-n:]), meta)
