@@ -115,3 +115,13 @@ def test_cpu_isa_from_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     for flags, isa in cases.items():
         monkeypatch.setattr(cpu, "cpu_flags", lambda flags=flags: set(flags))
         assert cpu.cpu_isa() == isa
+
+
+@pytest.mark.parametrize("total_gib,budget", [(80, 16384), (141, 16384), (24, 8192), (48, 8192)])
+def test_cuda_offline_token_budget_follows_memory(monkeypatch: pytest.MonkeyPatch, total_gib: int,
+                                                  budget: int) -> None:
+    """Offline steps take 16,384 tokens on large-memory GPUs; serving stays at 8,192 on all."""
+    monkeypatch.setattr(CudaPlatform, "total_memory", lambda self: total_gib * 2**30)
+    p = CudaPlatform()
+    assert p.default_max_num_batched_tokens == budget
+    assert p.serving_max_num_batched_tokens == 8192
