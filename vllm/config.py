@@ -76,8 +76,8 @@ class CacheConfig(_Frozen):
 class SchedulerConfig(_Frozen):
     max_num_seqs: int = Field(256, description="most requests in one step")
     max_num_batched_tokens: int | None = Field(
-        None, description="token budget of one step (default: 8192 on GPUs, 4096 on CPU; "
-        "2048 for `vllm serve` on CPU)"
+        None, description="token budget of one step (default: 16384 on CUDA/ROCm GPUs with >= 70 GiB, "
+        "else 8192 on GPUs, 4096 on CPU; `vllm serve`: 8192 on CUDA, 2048 on CPU)"
     )
     enable_chunked_prefill: bool = Field(True, description="split long prompts across steps")
     policy: Literal["fcfs", "priority"] = Field("fcfs", description="scheduling policy")
