@@ -3,7 +3,7 @@ ValueError naming the field and its limit (the server turns that into HTTP 400).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 
 _SAMPLING_EPS = 1e-5
@@ -103,16 +103,21 @@ class SamplingParams:
         return self.temperature < _SAMPLING_EPS
 
     def clone(self) -> SamplingParams:
-        """An independent copy: the fields are immutable values except the stop lists and the
-        bias dict, which are copied (a deepcopy is ~30x slower, ~0.1 ms per request)."""
+        """An independent copy: every list or dict field (stop strings and ids, logit_bias) is
+        copied, the rest are immutable values (a deepcopy is ~30x slower, ~0.1 ms a request)."""
         from copy import copy
 
         out = copy(self)
-        out.stop = list(self.stop)
-        out.stop_token_ids = list(self.stop_token_ids)
-        if self.logit_bias is not None:
-            out.logit_bias = dict(self.logit_bias)
+        for name in _CONTAINER_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(out, name, copy(value))
         return out
+
+
+# Fields holding a list or dict (their annotation says so): clone() copies these.
+_CONTAINER_FIELDS = tuple(f.name for f in fields(SamplingParams)
+                          if str(f.type).startswith(("list", "dict")))
 
 
 def _check(ok: bool, field_name: str, message: str) -> None:

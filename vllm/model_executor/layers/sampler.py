@@ -158,8 +158,8 @@ class Sampler(nn.Module):
             raise ValueError(f"logits have {logits.shape[0]} rows but the sampling metadata "
                              f"describes {meta.num_rows} requests")
         if meta.plain_greedy:  # argmax is exact in any dtype: no fp32 copy of [N, V]
-            sampled = self.argmax(logits[:, :meta.vocab_size]).to(torch.int64)
-            return SamplerOutput(sampled_token_ids=sampled, logprobs=None)
+            return SamplerOutput(sampled_token_ids=self.argmax(logits[:, :meta.vocab_size]),
+                                 logprobs=None)
         logits = self.process_logits(logits, meta)
         logprobs = None
         if meta.max_num_logprobs is not None:
